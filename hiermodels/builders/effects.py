@@ -1,0 +1,79 @@
+"""The one place that knows centered from non-centered group-level effects.
+
+Centered (BDA3 §5.3; Betancourt & Girolami 2015): the group deviations are sampled directly,
+``b_j ~ Normal(0, tau)``. Non-centered: ``z_j ~ Normal(0, 1)`` is sampled and
+``b_j = tau * z_j`` is a Deterministic, which removes the funnel between ``tau`` and ``b``
+when the data say little about each group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pymc as pm
+import pytensor.tensor as pt
+
+__all__ = ["PARAMETERIZATIONS", "effect_name", "group_effect"]
+
+PARAMETERIZATIONS = ("centered", "noncentered")
+
+
+def effect_name(term: str, group: str) -> str:
+    """``{term}|{group}``: the name of a term's group-specific deviations."""
+    return f"{term}|{group}"
+
+
+def group_effect(
+    terms: Sequence[str],
+    group: str,
+    sigmas: Sequence[pt.TensorVariable],
+    *,
+    parameterization: str,
+    chol_corr: pt.TensorVariable | None = None,
+) -> dict[str, pt.TensorVariable]:
+    """Add the group-level deviations of ``terms`` to the model in context.
+
+    Parameters
+    ----------
+    terms : the terms of one block (a single term, or several correlated ones).
+    group : the grouping column; also the name of the group dim.
+    sigmas : the SD of each term's deviations (``{term}|{group}_sigma``).
+    parameterization : ``"centered"`` or ``"noncentered"``.
+    chol_corr : lower Cholesky factor ``L`` of the block's correlation matrix, or None for a
+        single term. Deviations of group j are ``b_j ~ MvNormal(0, S L L' S)`` with
+        ``S = diag(sigmas)``.
+
+    Returns
+    -------
+    dict mapping each term to its (n_groups,) deviations, registered as ``{term}|{group}``.
+
+    Notes
+    -----
+    Correlated centered blocks sample ``{group}_effects`` with dims ``(group, {group}_term)``;
+    correlated non-centered blocks sample one ``{term}|{group}_offset`` per term and set
+    ``b_j = S L z_j``.
+    """
+    if parameterization not in PARAMETERIZATIONS:
+        raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}")
+    names = [effect_name(t, group) for t in terms]
+    if chol_corr is None:
+        (term,), (name,), (sigma,) = terms, names, sigmas
+        if parameterization == "centered":
+            return {term: pm.Normal(name, 0.0, sigma, dims=group)}
+        offset = pm.Normal(f"{name}_offset", 0.0, 1.0, dims=group)
+        return {term: pm.Deterministic(name, sigma * offset, dims=group)}
+
+    chol = pt.stack(sigmas)[:, None] * chol_corr
+    if parameterization == "centered":
+        joint = pm.MvNormal(
+            f"{group}_effects", mu=pt.zeros(len(terms)), chol=chol, dims=(group, f"{group}_term")
+        )
+    else:
+        offsets = pt.stack(
+            [pm.Normal(f"{name}_offset", 0.0, 1.0, dims=group) for name in names], axis=1
+        )
+        joint = offsets @ chol.T
+    return {
+        term: pm.Deterministic(name, joint[:, k], dims=group)
+        for k, (term, name) in enumerate(zip(terms, names, strict=True))
+    }

@@ -1,0 +1,185 @@
+"""Build the PyMC graph of a varying-intercepts / varying-slopes Gaussian regression.
+
+Model (Gelman & Hill 2007, ch. 13; BDA3 ch. 15)::
+
+    y_i      ~ Normal(mu_i, sigma)
+    mu_i     = X_i beta + Z_i b_{g[i]}
+    b_j      ~ MvNormal(0, S R S),   S = diag(tau_1..tau_q),  R ~ LKJ(eta)   (correlated)
+    b_{j,t}  ~ Normal(0, tau_t)                                              (correlated=False)
+    tau_t    ~ hyperprior(scale_t)
+
+``X`` holds the intercept and every predictor (group-level ones included); ``Z`` the columns
+of the varying terms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+
+from hiermodels.builders.effects import effect_name, group_effect
+from hiermodels.data import INTERCEPT, GroupedData
+from hiermodels.errors import SpecError
+from hiermodels.priors import Exponential, Normal, Prior, resolve_hyperprior
+from hiermodels.spec import HierarchicalSpec
+
+__all__ = ["ResolvedPrior", "build_model", "check_spec", "resolve_priors", "sigma_name"]
+
+RESIDUAL_SIGMA = "sigma"
+
+
+def sigma_name(term: str, group: str) -> str:
+    """``{term}|{group}_sigma``: the SD of a term's group-level deviations."""
+    return f"{effect_name(term, group)}_sigma"
+
+
+@dataclass(frozen=True)
+class ResolvedPrior:
+    """A prior with the reason it was chosen (shown by ``default_priors()``)."""
+
+    prior: Prior
+    role: str
+    rule: str
+
+
+def _scales(data: GroupedData) -> tuple[float, dict[str, float]]:
+    sd_y = float(np.std(data.y, ddof=1)) if len(data.y) > 1 else 1.0
+    sd_y = sd_y if sd_y > 0 else 1.0
+    sd_x = {t: 1.0 if t == INTERCEPT else float(np.std(data.column(t))) for t in data.terms}
+    return sd_y, sd_x
+
+
+def check_spec(data: GroupedData, spec: HierarchicalSpec) -> None:
+    """Cross-check the spec against the data (names, per-term parameterizations)."""
+    if not isinstance(spec.parameterization, str):
+        unknown = [t for t, _ in spec.parameterization if t not in data.varying]
+        if unknown:
+            raise SpecError(
+                f"parameterization given for {unknown}, which do not vary by group; varying "
+                f"terms are {list(data.varying)}"
+            )
+        if spec.correlated and len(data.varying) > 1:
+            kinds = {spec.parameterization_of(t) for t in data.varying}
+            if len(kinds) > 1:
+                raise SpecError(
+                    "correlated varying terms share one multivariate normal, so they need one "
+                    "parameterization; give the same for all of "
+                    f"{list(data.varying)} or pass correlated=False"
+                )
+    reserved = {RESIDUAL_SIGMA, data.group}
+    clash = [t for t in data.terms if t in reserved]
+    if clash:
+        raise SpecError(f"predictor name(s) {clash} clash with model names; rename the column(s)")
+
+
+def resolve_priors(data: GroupedData, spec: HierarchicalSpec) -> dict[str, ResolvedPrior]:
+    """Every prior the model will use, resolved to numbers.
+
+    Data-scaled defaults (in the spirit of rstanarm and bambi), with ``s_y = sd(y)`` and
+    ``s_x = sd(x)`` for each predictor:
+
+    - ``Intercept ~ Normal(mean(y), sqrt((2.5 s_y)^2 + sum_x (2.5 s_y mean(x) / s_x)^2))``,
+      wide enough for the intercept at x = 0 when predictors are not centered;
+    - each coefficient ``~ Normal(0, 2.5 s_y / s_x)``;
+    - ``sigma ~ Exponential(mean = s_y)``;
+    - ``{term}|{group}_sigma ~ hyperprior(scale = s_y / s_x)`` (``s_x = 1`` for the intercept).
+
+    Entries of ``spec.priors`` replace the default of the same name.
+    """
+    check_spec(data, spec)
+    sd_y, sd_x = _scales(data)
+    mean_y = float(np.mean(data.y))
+    slopes = [t for t in data.terms if t != INTERCEPT]
+    out: dict[str, ResolvedPrior] = {}
+    spread = np.sqrt(
+        (2.5 * sd_y) ** 2
+        + sum((2.5 * sd_y * np.mean(data.column(t)) / sd_x[t]) ** 2 for t in slopes)
+    )
+    out[INTERCEPT] = ResolvedPrior(
+        Normal(mean_y, float(spread)), "population intercept", "Normal(mean(y), 2.5 sd(y), widened)"
+    )
+    for t in slopes:
+        out[t] = ResolvedPrior(
+            Normal(0.0, 2.5 * sd_y / sd_x[t]),
+            "population coefficient",
+            "Normal(0, 2.5 sd(y)/sd(x))",
+        )
+    out[RESIDUAL_SIGMA] = ResolvedPrior(Exponential(sd_y), "residual SD", "Exponential(mean sd(y))")
+    for t in data.varying:
+        scale = sd_y / sd_x[t]
+        out[sigma_name(t, data.group)] = ResolvedPrior(
+            resolve_hyperprior(spec.hyperprior, scale=scale),
+            "group-level SD",
+            f"hyperprior {spec.hyperprior if isinstance(spec.hyperprior, str) else 'given'}, "
+            f"scale sd(y)/sd(x) = {scale:.4g}",
+        )
+    user = dict(spec.priors)
+    unknown = [k for k in user if k not in out]
+    if unknown:
+        raise SpecError(f"priors given for unknown parameter(s) {unknown}; known: {list(out)}")
+    for name, prior in user.items():
+        out[name] = ResolvedPrior(prior, out[name].role, "given")
+    return out
+
+
+def priors_frame(priors: dict[str, ResolvedPrior]) -> pd.DataFrame:
+    """``default_priors()`` as a table: one row per parameter."""
+    return pd.DataFrame(
+        {
+            "prior": [str(r.prior) for r in priors.values()],
+            "role": [r.role for r in priors.values()],
+            "rule": [r.rule for r in priors.values()],
+            "object": [r.prior for r in priors.values()],
+        },
+        index=pd.Index(list(priors), name="parameter"),
+    )
+
+
+def build_model(data: GroupedData, spec: HierarchicalSpec, priors: dict[str, ResolvedPrior]):
+    """A new ``pm.Model`` for ``data`` under ``spec`` (pure: same inputs, same graph)."""
+    group = data.group
+    term_dim = f"{group}_term"
+    coords = {
+        "obs": list(range(len(data.y))),
+        "term": list(data.terms),
+        group: list(data.levels),
+        term_dim: list(data.varying),
+    }
+    correlated = spec.correlated and len(data.varying) > 1
+    if correlated:
+        coords[f"{term_dim}_bis"] = list(data.varying)
+    with pm.Model(coords=coords) as model:
+        X = pm.Data("data_X", data.X, dims=("obs", "term"))
+        idx = pm.Data(f"data_{group}", data.group_idx, dims="obs")
+        beta = pt.stack([priors[t].prior.create(t) for t in data.terms])
+        mu = X @ beta
+        sigmas = [
+            priors[sigma_name(t, group)].prior.create(sigma_name(t, group)) for t in data.varying
+        ]
+        if correlated:
+            chol_corr = pm.LKJCorr(f"{group}_corr_chol", n=len(data.varying), eta=spec.lkj_eta)
+            pm.Deterministic(
+                f"{group}_corr", chol_corr @ chol_corr.T, dims=(term_dim, f"{term_dim}_bis")
+            )
+            effects = group_effect(
+                data.varying,
+                group,
+                sigmas,
+                parameterization=spec.parameterization_of(data.varying[0]),
+                chol_corr=chol_corr,
+            )
+        else:
+            effects = {}
+            for t, s in zip(data.varying, sigmas, strict=True):
+                effects |= group_effect(
+                    [t], group, [s], parameterization=spec.parameterization_of(t)
+                )
+        for t, b in effects.items():
+            mu = mu + b[idx] * X[:, data.terms.index(t)]
+        sigma = priors[RESIDUAL_SIGMA].prior.create(RESIDUAL_SIGMA)
+        pm.Normal(data.y_name, mu=mu, sigma=sigma, observed=data.y, dims="obs")
+    return model

@@ -1,0 +1,231 @@
+"""Validate a tidy DataFrame and encode it as arrays for the model builders.
+
+Nothing here touches PyMC: :func:`prepare` checks every column the user named, reports
+bad rows by their labels, and returns a :class:`GroupedData` (numpy arrays plus names).
+The caller's DataFrame is never modified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from hiermodels.errors import DataError, SpecError, format_rows
+
+__all__ = ["INTERCEPT", "GroupedData", "prepare", "require_columns", "require_finite"]
+
+INTERCEPT = "Intercept"
+
+
+@dataclass(frozen=True, eq=False)
+class GroupedData:
+    """Arrays for a model with one grouping factor.
+
+    Attributes
+    ----------
+    y : (n,) outcome.
+    X : (n, p) population-level design; column ``terms[k]`` (``Intercept`` first).
+    group_idx : (n,) integer code of each row's group in ``levels``.
+    varying : names of the terms (columns of ``X``) that vary by group.
+    group_level : predictors that are constant within every group.
+    """
+
+    y: np.ndarray
+    y_name: str
+    X: np.ndarray
+    terms: tuple[str, ...]
+    group: str
+    levels: tuple[str, ...]
+    group_idx: np.ndarray
+    varying: tuple[str, ...]
+    group_level: tuple[str, ...]
+    row_labels: tuple[object, ...]
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.levels)
+
+    @property
+    def n_obs(self) -> np.ndarray:
+        """Number of rows in each group, in the order of ``levels``."""
+        return np.bincount(self.group_idx, minlength=self.n_groups)
+
+    def column(self, term: str) -> np.ndarray:
+        return self.X[:, self.terms.index(term)]
+
+    @property
+    def Z(self) -> np.ndarray:
+        """(n, q) columns of ``X`` for the varying terms."""
+        return self.X[:, [self.terms.index(t) for t in self.varying]]
+
+
+def require_columns(df: pd.DataFrame, columns: Sequence[str]) -> None:
+    """Raise :class:`DataError` unless ``df`` is a non-empty frame with all ``columns``."""
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"column(s) {', '.join(map(repr, missing))} not in the data; available columns: "
+            f"{', '.join(map(str, df.columns))}. Fix the name or add the column."
+        )
+    if len(df) == 0:
+        raise DataError("the data frame is empty; pass at least one row per group")
+
+
+def require_finite(df: pd.DataFrame, columns: Sequence[str]) -> None:
+    """Raise :class:`DataError` naming the rows where a column is missing (NaN/None)."""
+    for col in columns:
+        bad = df.index[df[col].isna().to_numpy()]
+        if len(bad):
+            raise DataError(
+                f"column {col!r} has {len(bad)} missing value(s) ({format_rows(bad)}); drop or "
+                f"impute them first, e.g. df.dropna(subset=[{col!r}])"
+            )
+
+
+def numeric_column(df: pd.DataFrame, col: str, what: str) -> np.ndarray:
+    """Return ``df[col]`` as float, or raise naming the non-numeric rows."""
+    series = df[col]
+    if pd.api.types.is_bool_dtype(series):
+        return series.to_numpy(dtype=float)
+    if not pd.api.types.is_numeric_dtype(series):
+        as_num = pd.to_numeric(series, errors="coerce")
+        bad = df.index[as_num.isna().to_numpy()]
+        raise DataError(
+            f"{what} column {col!r} is not numeric (dtype {series.dtype}; {format_rows(bad)} "
+            f"cannot be read as numbers, e.g. {series.loc[bad[0]]!r}); convert it with "
+            f"pd.to_numeric(df[{col!r}])"
+        )
+    values = series.to_numpy(dtype=float)
+    bad = df.index[~np.isfinite(values)]
+    if len(bad):
+        raise DataError(
+            f"{what} column {col!r} has infinite values ({format_rows(bad)}); remove those rows"
+        )
+    return values
+
+
+def encode_predictors(df: pd.DataFrame, predictors: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """Design columns for ``predictors``: numeric as is, categorical as treatment dummies.
+
+    A non-numeric predictor ``c`` with sorted levels ``a < b < c`` becomes the columns
+    ``c[b]`` and ``c[c]`` (the first level is the reference), as in R's ``model.matrix``.
+    """
+    names: list[str] = []
+    columns: list[np.ndarray] = []
+    for col in predictors:
+        series = df[col]
+        if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            values = numeric_column(df, col, "predictor")
+            if np.ptp(values) == 0:
+                raise DataError(
+                    f"predictor {col!r} is constant ({values[0]:g} in every row), so it cannot be "
+                    "told apart from the intercept; remove it from predictors"
+                )
+            names.append(col)
+            columns.append(values)
+            continue
+        levels = sorted(series.astype(str).unique())
+        if len(levels) < 2:
+            raise DataError(
+                f"predictor {col!r} has a single category ({levels[0]!r}); "
+                "remove it from predictors"
+            )
+        for level in levels[1:]:
+            names.append(f"{col}[{level}]")
+            columns.append((series.astype(str) == level).to_numpy(dtype=float))
+    return names, np.column_stack(columns) if columns else np.empty((len(df), 0))
+
+
+def _expand_varying(varying: Sequence[str], predictors: Sequence[str], names: list[str]):
+    expanded: list[str] = []
+    for term in varying:
+        if term in names:
+            expanded.append(term)
+        elif term in predictors:
+            expanded.extend(n for n in names if n.startswith(f"{term}["))
+        else:
+            raise SpecError(
+                f"varying term {term!r} is not a predictor; varying terms must also be listed in "
+                f"predictors (now {list(predictors)})"
+            )
+    return expanded
+
+
+def prepare(
+    df: pd.DataFrame,
+    *,
+    y: str,
+    group: str,
+    predictors: Sequence[str] = (),
+    varying: Sequence[str] = (),
+) -> GroupedData:
+    """Validate ``df`` and encode it for a model with one grouping factor.
+
+    The varying intercept is always included; ``varying`` lists the predictors whose slopes
+    also vary by group.
+    """
+    predictors = list(predictors)
+    varying = list(varying)
+    for name, values in (("predictors", predictors), ("varying", varying)):
+        dupes = sorted({v for v in values if values.count(v) > 1})
+        if dupes:
+            raise SpecError(f"{name} lists {dupes} more than once; list each term once")
+    if y in predictors or group in predictors:
+        raise SpecError(f"predictors must not contain the outcome {y!r} or the group {group!r}")
+    require_columns(df, [y, group, *predictors])
+    require_finite(df, [y, group, *predictors])
+    y_values = numeric_column(df, y, "outcome")
+
+    labels = df[group].astype(str)
+    levels = tuple(sorted(labels.unique()))
+    if len(levels) < 2:
+        raise DataError(
+            f"group column {group!r} has a single group ({levels[0]!r}); a hierarchical model "
+            "needs at least 2 groups (fit an ordinary regression instead)"
+        )
+    group_idx = pd.Categorical(labels, categories=levels).codes.astype(np.int64)
+
+    names, design = encode_predictors(df, predictors)
+    varying_terms = _expand_varying(varying, predictors, names)
+    X = np.column_stack([np.ones(len(df)), design])
+    terms = (INTERCEPT, *names)
+
+    group_level = []
+    for k, name in enumerate(names, start=1):
+        col = X[:, k]
+        within = np.zeros(len(levels))
+        np.maximum.at(
+            within, group_idx, np.abs(col - col[_first_index(group_idx, len(levels))][group_idx])
+        )
+        if np.all(within == 0):
+            group_level.append(name)
+    bad_varying = [t for t in varying_terms if t in group_level]
+    if bad_varying:
+        raise SpecError(
+            f"term(s) {bad_varying} are constant within every {group!r} group, so their slope "
+            "cannot vary by group; keep them in predictors and remove them from varying"
+        )
+    return GroupedData(
+        y=y_values,
+        y_name=y,
+        X=X,
+        terms=terms,
+        group=group,
+        levels=levels,
+        group_idx=group_idx,
+        varying=(INTERCEPT, *varying_terms),
+        group_level=tuple(group_level),
+        row_labels=tuple(df.index),
+    )
+
+
+def _first_index(group_idx: np.ndarray, n_groups: int) -> np.ndarray:
+    """Row index of the first row of each group."""
+    first = np.full(n_groups, len(group_idx))
+    np.minimum.at(first, group_idx, np.arange(len(group_idx)))
+    return first

@@ -1,0 +1,1 @@
+"""Inference engines: MCMC through ``pm.sample`` and (for meta-analysis) exact integration."""

@@ -1,0 +1,125 @@
+"""Sampling through ``pm.sample`` and the convergence checks that follow it."""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from collections.abc import Mapping, Sequence
+
+import arviz as az
+import numpy as np
+import pymc as pm
+import xarray as xr
+
+from hiermodels.errors import ConvergenceWarning, SpecError
+
+__all__ = ["SAMPLERS", "check_convergence", "sample"]
+
+# sampler name -> the module it needs (pm.sample's nuts_sampler takes the same names)
+SAMPLERS: dict[str, str | None] = {
+    "nutpie": "nutpie",
+    "pymc": None,
+    "numpyro": "numpyro",
+    "blackjax": "blackjax",
+}
+RHAT_MAX = 1.01
+ESS_PER_CHAIN_MIN = 100  # Vehtari et al. (2021), Rank-normalization ..., §4
+
+
+def resolve_sampler(sampler: str | None) -> str:
+    """The NUTS implementation to use: nutpie when installed, else PyMC's own."""
+    if sampler is None:
+        return "nutpie" if importlib.util.find_spec("nutpie") else "pymc"
+    if sampler not in SAMPLERS:
+        raise SpecError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
+    needed = SAMPLERS[sampler]
+    if needed and importlib.util.find_spec(needed) is None:
+        raise SpecError(
+            f"sampler {sampler!r} needs the package {needed!r}, which is not installed; "
+            f"pip install {needed} (or use sampler='pymc')"
+        )
+    return sampler
+
+
+def sample(
+    model: pm.Model,
+    *,
+    draws: int,
+    tune: int | None,
+    chains: int,
+    sampler: str | None,
+    random_seed,
+    progressbar: bool,
+    sample_kwargs: Mapping | None,
+) -> xr.DataTree:
+    """Run NUTS on ``model`` and return the ArviZ DataTree."""
+    kwargs = dict(sample_kwargs or {})
+    with model:
+        return pm.sample(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            random_seed=random_seed,
+            nuts_sampler=resolve_sampler(sampler),
+            progressbar=progressbar,
+            compute_convergence_checks=False,
+            **kwargs,
+        )
+
+
+def check_convergence(
+    idata: xr.DataTree, var_names: Sequence[str], *, centered: Sequence[str] = ()
+) -> list[str]:
+    """Warn (:class:`ConvergenceWarning`) about divergences, R-hat and ESS; return the messages.
+
+    ``centered`` names the centered group-level terms, which a divergence message points to.
+    """
+    messages = []
+    posterior = idata["posterior"].to_dataset()[list(var_names)]
+    n_chains = posterior.sizes["chain"]
+    stats = idata["sample_stats"] if "sample_stats" in idata.children else None
+    if stats is not None and "diverging" in stats:
+        n_div = int(np.asarray(stats["diverging"]).sum())
+        if n_div:
+            fix = (
+                f"switch the centered term(s) {list(centered)} to parameterization='noncentered'"
+                if centered
+                else "raise target_accept, e.g. sample_kwargs={'target_accept': 0.95}"
+            )
+            messages.append(
+                f"{n_div} divergent transition(s) after tuning: the posterior was not fully "
+                f"explored, so estimates may be biased; {fix}"
+            )
+    with warnings.catch_warnings():
+        # constant entries (the fixed 1 and 0 of an LKJ Cholesky factor) give 0/0: NaN, skipped
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat = _per_variable(az.rhat(posterior), np.nanmax) if n_chains > 1 else {}
+        ess = _per_variable(az.ess(posterior, method="bulk"), np.nanmin)
+    high = sorted(((v, k) for k, v in rhat.items() if v > RHAT_MAX), reverse=True)
+    if high:
+        worst = ", ".join(f"{k} ({v:.3f})" for v, k in high[:5])
+        messages.append(
+            f"R-hat above {RHAT_MAX} for {worst}: chains disagree; run more draws "
+            "(draws=, sample_kwargs={'tune': ...}) or reparameterize"
+        )
+    floor = ESS_PER_CHAIN_MIN * n_chains
+    low = sorted((v, k) for k, v in ess.items() if v < floor)
+    if low:
+        worst = ", ".join(f"{k} ({v:.0f})" for v, k in low[:5])
+        messages.append(
+            f"bulk ESS below {floor} ({ESS_PER_CHAIN_MIN} per chain) for {worst}: too few "
+            "effective draws for reliable intervals; increase draws"
+        )
+    for message in messages:
+        warnings.warn(message, ConvergenceWarning, stacklevel=3)
+    return messages
+
+
+def _per_variable(ds: xr.Dataset, reduce) -> dict[str, float]:
+    """One number per variable (worst over its elements), skipping all-NaN variables."""
+    out = {}
+    for name, values in ds.data_vars.items():
+        arr = np.asarray(values, dtype=float)
+        if np.isfinite(arr).any():
+            out[name] = float(reduce(arr))
+    return out

@@ -1,0 +1,67 @@
+"""No-pooling estimates and the shrinkage measure shared by every result (numpy only)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["no_pooling_fit", "shrinkage"]
+
+
+def shrinkage(no_pooling, partial, complete):
+    """Fraction of the way each estimate moved from no pooling toward complete pooling.
+
+    ``(no_pooling - partial) / (no_pooling - complete)``: 0 means the group kept its own
+    estimate, 1 that it was pulled all the way to the population value. For the normal-normal
+    model it equals ``sigma_j^2 / (sigma_j^2 + tau^2)`` at fixed tau (BDA3 eq. 5.17).
+    NaN where the group has no estimate of its own or it already equals the population value.
+
+    Examples
+    --------
+    >>> shrinkage(10.0, 7.0, 4.0)
+    0.5
+    """
+    no_pooling, partial, complete = np.broadcast_arrays(
+        *(np.asarray(a, dtype=float) for a in (no_pooling, partial, complete))
+    )
+    gap = no_pooling - complete
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(
+            np.abs(gap) > 1e-12 * (1 + np.abs(complete)), (no_pooling - partial) / gap, np.nan
+        )
+    return float(out) if out.ndim == 0 else out
+
+
+def no_pooling_fit(y, X_shared, Z, group_idx, n_groups):
+    """Least squares with a separate coefficient per group for each column of ``Z``.
+
+    The no-pooling model of Gelman & Hill (2007, §12.2) generalised to varying slopes: the
+    columns of ``X_shared`` have one coefficient for all groups, those of ``Z`` one per group
+    (tau -> infinity). A group's coefficient is NaN where its own rows cannot identify it
+    (e.g. a county whose houses all have the same floor has no slope of its own).
+
+    Returns
+    -------
+    estimates, std_errors : (n_groups, q) arrays.
+    """
+    y = np.asarray(y, dtype=float)
+    Z = np.asarray(Z, dtype=float)
+    X_shared = np.asarray(X_shared, dtype=float).reshape(len(y), -1)
+    n, q = Z.shape
+    blocks = np.zeros((n, n_groups * q))
+    cols = group_idx[:, None] * q + np.arange(q)[None, :]
+    blocks[np.arange(n)[:, None], cols] = Z
+    design = np.hstack([blocks, X_shared])
+    pinv = np.linalg.pinv(design)
+    coef = pinv @ y
+    rank = np.linalg.matrix_rank(design)
+    resid = y - design @ coef
+    dof = n - rank
+    s2 = resid @ resid / dof if dof > 0 else np.nan
+    cov_diag = s2 * np.einsum("ij,ij->i", pinv, pinv)
+    # A coefficient is estimable iff its unit vector lies in the row space of the design,
+    # i.e. the projector pinv @ design has a 1 on that diagonal entry.
+    projector_diag = np.einsum("ij,ji->i", pinv, design)
+    estimable = np.abs(projector_diag[: n_groups * q] - 1.0) < 1e-8
+    est = np.where(estimable, coef[: n_groups * q], np.nan).reshape(n_groups, q)
+    se = np.where(estimable, np.sqrt(cov_diag[: n_groups * q]), np.nan).reshape(n_groups, q)
+    return est, se

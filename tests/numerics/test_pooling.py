@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+
+from hiermodels.numerics.pooling import no_pooling_fit, shrinkage
+
+
+def test_no_pooling_intercepts_are_group_means():
+    y = np.array([1.0, 3.0, 10.0, 14.0, 15.0])
+    g = np.array([0, 0, 1, 1, 1])
+    est, se = no_pooling_fit(y, np.empty((5, 0)), np.ones((5, 1)), g, 2)
+    np.testing.assert_allclose(est[:, 0], [2.0, 13.0])
+    # pooled residual variance: (1 + 1 + 9 + 1 + 4) / (5 - 2) = 16/3
+    np.testing.assert_allclose(se[:, 0], np.sqrt(16 / 3 / np.array([2, 3])))
+
+
+def test_no_pooling_varying_slopes_match_per_group_ols():
+    rng = np.random.default_rng(1)
+    g = np.repeat([0, 1, 2], 6)
+    x = rng.normal(size=18)
+    y = rng.normal(size=18)
+    Z = np.column_stack([np.ones(18), x])
+    est, _ = no_pooling_fit(y, np.empty((18, 0)), Z, g, 3)
+    for j in range(3):
+        rows = g == j
+        expected = np.linalg.lstsq(Z[rows], y[rows], rcond=None)[0]
+        np.testing.assert_allclose(est[j], expected, atol=1e-10)
+
+
+def test_unidentified_slope_is_nan_but_intercept_kept():
+    # group 1 has x == 0 everywhere: its slope is not identified, its intercept is
+    g = np.array([0, 0, 0, 1, 1])
+    x = np.array([0.0, 1.0, 2.0, 0.0, 0.0])
+    y = np.array([1.0, 2.0, 3.5, 5.0, 7.0])
+    est, _ = no_pooling_fit(y, np.empty((5, 0)), np.column_stack([np.ones(5), x]), g, 2)
+    assert np.isnan(est[1, 1])
+    assert est[1, 0] == pytest.approx(6.0)
+    assert np.isfinite(est[0]).all()
+
+
+def test_shared_column_is_common_to_all_groups():
+    rng = np.random.default_rng(2)
+    g = np.repeat([0, 1], 10)
+    x = rng.normal(size=20)
+    y = np.array([1.0, 4.0])[g] + 2.0 * x
+    est, _ = no_pooling_fit(y, x[:, None], np.ones((20, 1)), g, 2)
+    np.testing.assert_allclose(est[:, 0], [1.0, 4.0], atol=1e-10)
+
+
+def test_shrinkage():
+    assert shrinkage(10.0, 7.0, 4.0) == pytest.approx(0.5)
+    np.testing.assert_allclose(shrinkage([10.0, 0.0], [10.0, 2.0], [4.0, 2.0]), [0.0, 1.0])
+    assert np.isnan(shrinkage(3.0, 3.0, 3.0))
+    assert np.isnan(shrinkage(np.nan, 1.0, 2.0))

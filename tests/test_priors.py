@@ -1,0 +1,126 @@
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytest
+from scipy import stats
+
+import hiermodels as hm
+from hiermodels.priors import PRESETS, resolve_hyperprior
+
+
+@pytest.fixture
+def df():
+    rng = np.random.default_rng(3)
+    g = np.repeat(np.arange(6), 5)
+    x = rng.normal(0, 2.0, size=30)
+    return pd.DataFrame({"y": rng.normal(10, 4, size=30) + x, "x": x, "g": g.astype(str)})
+
+
+# preset -> (PyMC distribution of the SD's random variable, its scale parameter as documented)
+EXPECTED = {
+    "half_cauchy": ("halfcauchy", lambda s: {"beta": s}),
+    "half_normal": ("halfnormal", lambda s: {"sigma": s}),
+    "half_t": ("halfstudentt", lambda s: {"sigma": s, "nu": 3.0}),
+    # PyMC stores the exponential by its scale 1/lam
+    "exponential": ("exponential", lambda s: {"scale": s}),
+    "inverse_gamma": ("invgamma", lambda s: {"alpha": 0.001, "beta": 0.001 * s**2}),
+    "uniform": ("uniform", lambda s: {"lower": 0.0, "upper": 100 * s}),
+}
+
+
+def test_every_preset_is_listed_with_source():
+    assert set(PRESETS) == set(EXPECTED)
+    for preset in PRESETS.values():
+        assert preset.description and preset.source
+
+
+def _rv_params(model, name):
+    """Parameter values of a random variable's distribution, by PyMC's parameter names."""
+    rv = model[name]
+    op = rv.owner.op
+    dist_params = op.dist_params(rv.owner)
+    values = [float(p.eval()) for p in dist_params]
+    return type(op).__name__.lower().replace("rv", ""), values
+
+
+@pytest.mark.parametrize("preset", sorted(EXPECTED))
+def test_preset_builds_documented_distribution(df, preset):
+    model = hm.HierarchicalModel(
+        df, y="y", group="g", predictors=["x"], varying=["x"], hyperprior=preset
+    )
+    s_y = df["y"].std()
+    for term, scale in [("Intercept", s_y), ("x", s_y / df["x"].std(ddof=0))]:
+        name = f"{term}|g_sigma" + ("_variance" if preset == "inverse_gamma" else "")
+        kind, values = _rv_params(model.build(), name)
+        family, params = EXPECTED[preset]
+        assert family in kind
+        for expected in params(scale).values():
+            assert any(np.isclose(v, expected, rtol=1e-6) for v in values), (values, expected)
+
+
+def test_explicit_prior_object_overrides_scale(df):
+    model = hm.HierarchicalModel(
+        df, y="y", group="g", predictors=["x"], hyperprior=hm.priors.HalfCauchy(5)
+    )
+    table = model.default_priors()
+    assert table.loc["Intercept|g_sigma", "prior"] == "HalfCauchy(beta=5)"
+    _, values = _rv_params(model.build(), "Intercept|g_sigma")
+    assert 5.0 in values
+
+
+def test_default_priors_resolved_to_numbers(df):
+    table = hm.HierarchicalModel(
+        df, y="y", group="g", predictors=["x"], varying=["x"]
+    ).default_priors()
+    assert list(table.index) == ["Intercept", "x", "sigma", "Intercept|g_sigma", "x|g_sigma"]
+    s_y, s_x = df["y"].std(), df["x"].std(ddof=0)
+    assert table.loc["x", "object"] == hm.priors.Normal(0.0, pytest.approx(2.5 * s_y / s_x))
+    assert table.loc["sigma", "object"].scale == pytest.approx(s_y)
+
+
+def test_user_prior_by_name(df):
+    model = hm.HierarchicalModel(
+        df, y="y", group="g", predictors=["x"], priors={"x": hm.priors.Normal(1, 2)}
+    )
+    assert model.default_priors().loc["x", "rule"] == "given"
+    with pytest.raises(hm.SpecError, match="unknown parameter"):
+        hm.HierarchicalModel(df, y="y", group="g", priors={"z": hm.priors.Normal()}).build()
+
+
+@pytest.mark.parametrize(
+    ("prior", "reference"),
+    [
+        (hm.priors.HalfCauchy(2.0), stats.halfcauchy(scale=2.0)),
+        (hm.priors.HalfNormal(2.0), stats.halfnorm(scale=2.0)),
+        (hm.priors.Exponential(2.0), stats.expon(scale=2.0)),
+        (hm.priors.Normal(1.0, 2.0), stats.norm(1.0, 2.0)),
+        (hm.priors.Uniform(0.0, 4.0), stats.uniform(0.0, 4.0)),
+    ],
+)
+def test_numpy_logpdf_matches_scipy(prior, reference):
+    x = np.array([0.3, 1.0, 3.5])
+    np.testing.assert_allclose(prior.logpdf(x), reference.logpdf(x))
+
+
+@pytest.mark.parametrize(
+    "prior",
+    [hm.priors.HalfStudentT(1.5, 3.0), hm.priors.InverseGamma(2.0, 3.0), hm.priors.HalfCauchy(2.0)],
+)
+def test_numpy_logpdf_matches_pymc_on_sd_scale(prior):
+    x = np.array([0.3, 1.0, 3.5])
+    with pm.Model() as model:
+        tau = prior.create("tau")
+    if "tau_variance" in model.named_vars:
+        # p(tau) = p_var(tau^2) * 2 tau
+        logp = pm.logp(model["tau_variance"], x**2).eval() + np.log(2 * x)
+    else:
+        logp = pm.logp(tau, x).eval()
+    np.testing.assert_allclose(prior.logpdf(x), logp, rtol=1e-6)
+
+
+def test_inverse_gamma_and_flat_warn(df):
+    assert "toward zero" in resolve_hyperprior("inverse_gamma", scale=1.0).warning(8)
+    flat = resolve_hyperprior("uniform", scale=1.0)
+    assert "heavy-tailed" in flat.warning(3)
+    assert flat.warning(4) is None
+    assert resolve_hyperprior("half_cauchy", scale=1.0).warning(2) is None
