@@ -28,9 +28,7 @@ def simulate_grouped(
 ):
     """Varying intercepts and slopes with known population values (returns df, truth)."""
     rng = np.random.default_rng(seed)
-    cov = np.array(
-        [[tau[0] ** 2, rho * tau[0] * tau[1]], [rho * tau[0] * tau[1], tau[1] ** 2]]
-    )
+    cov = np.array([[tau[0] ** 2, rho * tau[0] * tau[1]], [rho * tau[0] * tau[1], tau[1] ** 2]])
     b = rng.multivariate_normal([0, 0], cov, size=n_groups)
     g = np.repeat(np.arange(n_groups), n_per_group)
     x = rng.normal(size=g.size)
@@ -48,4 +46,5 @@ def simulate_grouped(
 
 @pytest.fixture(scope="session")
 def simulated():
-    return simulate_grouped()
+    # few rows per group and a noisy outcome: the regime where partial pooling matters
+    return simulate_grouped(n_per_group=10, sigma=0.8, tau=(0.5, 0.4), seed=0)

@@ -40,7 +40,9 @@ def test_nan_in_outcome_names_rows(df):
 def test_nan_in_group_or_predictor(df, column):
     df[column] = df[column].astype(object)
     df.loc[2, column] = None
-    with pytest.raises(hm.DataError, match=rf"column '{column}' has 1 missing value\(s\) \(row 2\)"):
+    with pytest.raises(
+        hm.DataError, match=rf"column '{column}' has 1 missing value\(s\) \(row 2\)"
+    ):
         _model(df).build()
 
 

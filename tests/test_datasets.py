@@ -39,5 +39,5 @@ def test_load_returns_fresh_copy():
 
 
 def test_unknown_dataset():
-    with pytest.raises(hm.HierModelsError, match="unknown data set 'nope'.*eight_schools"):
+    with pytest.raises(hm.HierModelsError, match=r"unknown data set 'nope'.*eight_schools"):
         hm.datasets.load("nope")

@@ -1,0 +1,106 @@
+"""Graph tests: names, dims, parameterization, finite logp and gradient; no sampling."""
+
+import numpy as np
+import pytest
+
+import hiermodels as hm
+
+
+def _build(df, **kw):
+    args = {"y": "y", "group": "g", "predictors": ["x"], "varying": ["x"]} | kw
+    return hm.HierarchicalModel(df, **args).build()
+
+
+# FAST_COMPILE skips C compilation: these graphs are evaluated once, so compiling costs more
+FAST = "FAST_COMPILE"
+
+
+def _assert_finite_logp(model):
+    point = model.initial_point()
+    assert np.isfinite(model.compile_logp(mode=FAST)(point))
+    assert np.all(np.isfinite(model.compile_dlogp(mode=FAST)(point)))
+
+
+def test_noncentered_correlated_names_and_dims(simulated):
+    df, _ = simulated
+    model = _build(df)
+    named = set(model.named_vars)
+    for name in ["Intercept", "x", "sigma", "Intercept|g_sigma", "x|g_sigma", "g_corr"]:
+        assert name in named
+    for term in ["Intercept", "x"]:
+        assert model.named_vars_to_dims[f"{term}|g"] == ("g",)
+        assert model.named_vars_to_dims[f"{term}|g_offset"] == ("g",)
+        assert model[f"{term}|g"] in model.deterministics
+    assert model.named_vars_to_dims["g_corr"] == ("g_term", "g_term_bis")
+    assert model.named_vars_to_dims["y"] == ("obs",)
+    assert len(model.coords["g"]) == 30
+    _assert_finite_logp(model)
+
+
+def test_centered_correlated_samples_joint_effects(simulated):
+    df, _ = simulated
+    model = _build(df, parameterization="centered")
+    assert not any(n.endswith("_offset") for n in model.named_vars)
+    assert model.named_vars_to_dims["g_effects"] == ("g", "g_term")
+    assert model["g_effects"] in model.free_RVs
+    _assert_finite_logp(model)
+
+
+def test_per_term_parameterization_uncorrelated(simulated):
+    df, _ = simulated
+    model = _build(df, correlated=False, parameterization={"x": "centered"})
+    assert "Intercept|g_offset" in model.named_vars
+    assert "x|g_offset" not in model.named_vars
+    assert model["x|g"] in model.free_RVs
+    assert model["Intercept|g"] in model.deterministics
+    assert "g_corr" not in model.named_vars
+    _assert_finite_logp(model)
+
+
+def test_intercept_only_and_group_level_predictor(radon):
+    model = hm.HierarchicalModel(
+        radon, y="log_radon", group="county", predictors=["floor", "log_uranium"]
+    ).build()
+    free = {v.name for v in model.free_RVs}
+    assert free == {
+        "Intercept",
+        "floor",
+        "log_uranium",
+        "sigma",
+        "Intercept|county_sigma",
+        "Intercept|county_offset",
+    }
+    assert len(model.coords["county"]) == 85
+    _assert_finite_logp(model)
+
+
+@pytest.mark.parametrize("preset", sorted(hm.priors.PRESETS))
+def test_every_preset_has_finite_logp(simulated, preset):
+    df, _ = simulated
+    _assert_finite_logp(_build(df, hyperprior=preset))
+
+
+def test_build_returns_new_model_each_call(simulated):
+    df, _ = simulated
+    model = hm.HierarchicalModel(df, y="y", group="g", predictors=["x"])
+    first, second = model.build(), model.build()
+    assert first is not second
+    assert sorted(first.named_vars) == sorted(second.named_vars)
+
+
+def test_linear_predictor_matches_hand_computation(simulated):
+    """At a fixed point, the model's logp equals a hand-written normal likelihood + priors."""
+    df, _ = simulated
+    model = _build(df, correlated=False, parameterization="centered")
+    point = model.initial_point()
+    rng = np.random.default_rng(0)
+    point = {k: v + rng.normal(0, 0.1, size=np.shape(v)) for k, v in point.items()}
+    from scipy import stats
+
+    a, b = point["Intercept|g"], point["x|g"]
+    codes = df["g"].astype("category").cat.codes.to_numpy()
+    mu = point["Intercept"] + a[codes] + (point["x"] + b[codes]) * df["x"].to_numpy()
+    sigma = np.exp(point["sigma_log__"])
+    loglik = stats.norm.logpdf(df["y"], mu, sigma).sum()
+    obs_logp = model.compile_logp(vars=[model["y"]], mode=FAST)
+    assert obs_logp(point) == pytest.approx(loglik, rel=1e-10)

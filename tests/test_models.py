@@ -1,0 +1,154 @@
+"""Plumbing with a mocked sampler: fit -> summary / group_effects wiring, no MCMC."""
+
+import numpy as np
+import pytest
+
+import hiermodels as hm
+
+# mocked draws come from the prior, so the convergence checks rightly complain
+pytestmark = pytest.mark.filterwarnings("ignore::hiermodels.errors.ConvergenceWarning")
+
+
+@pytest.fixture
+def result(mock_pymc_sample, radon):
+    return hm.fit_hierarchical(
+        radon,
+        y="log_radon",
+        group="county",
+        predictors=["floor", "log_uranium"],
+        varying=["floor"],
+        draws=30,
+        chains=2,
+        random_seed=1,
+    )
+
+
+def test_summary_rows_and_columns(result):
+    table = result.summary()
+    assert list(table.index) == [
+        "Intercept",
+        "floor",
+        "log_uranium",
+        "sigma",
+        "Intercept|county_sigma",
+        "floor|county_sigma",
+        "county_corr[floor, Intercept]",
+    ]
+    for column in ["mean", "sd", "median", "ci_low", "ci_high", "ess_bulk", "ess_tail", "r_hat"]:
+        assert column in table.columns
+    assert (table["ci_low"] <= table["ci_high"]).all()
+    post = result.idata["posterior"]
+    assert table.loc["floor", "mean"] == pytest.approx(float(post["floor"].mean()))
+
+
+def test_group_effects_table(result, radon):
+    table = result.group_effects(prob=0.9)
+    assert len(table) == 85 * 2
+    assert set(table["term"]) == {"Intercept", "floor"}
+    for column in [
+        "group",
+        "term",
+        "mean",
+        "sd",
+        "ci_low",
+        "ci_high",
+        "n_obs",
+        "no_pooling",
+        "population",
+        "shrinkage",
+        "deviation",
+    ]:
+        assert column in table.columns
+    counts = radon.groupby("county").size()
+    row = table[(table["group"] == "HENNEPIN") & (table["term"] == "Intercept")].iloc[0]
+    assert row["n_obs"] == counts["HENNEPIN"]
+    # the group's coefficient is population intercept + uranium effect + its deviation
+    post = result.idata["posterior"]
+    u = radon.loc[radon["county"] == "HENNEPIN", "log_uranium"].iloc[0]
+    draws = (
+        post["Intercept"]
+        + post["log_uranium"] * u
+        + post["Intercept|county"].sel(county="HENNEPIN")
+    )
+    assert row["mean"] == pytest.approx(float(draws.mean()))
+    # a county whose houses are all on one floor has no slope of its own
+    one_floor = radon.groupby("county")["floor"].nunique().eq(1)
+    slopes = table[table["term"] == "floor"].set_index("group")
+    assert slopes.loc[one_floor[one_floor].index, "no_pooling"].isna().all()
+    assert slopes.loc[one_floor[~one_floor].index, "no_pooling"].notna().all()
+
+
+def test_result_exposes_idata_and_model(result):
+    assert "posterior" in result.idata.children
+    assert result.model["Intercept|county"] in result.model.deterministics
+    assert "85 groups" in repr(result)
+
+
+def test_sample_kwargs_and_sampler_reach_pm_sample(monkeypatch, radon):
+    import pymc as pm
+
+    seen = {}
+
+    def fake_sample(**kwargs):
+        seen.update(kwargs)
+        _stop_sampling()
+
+    monkeypatch.setattr(pm, "sample", fake_sample)
+    with pytest.raises(RuntimeError, match="sampling reached"):
+        hm.fit_hierarchical(
+            radon,
+            y="log_radon",
+            group="county",
+            draws=7,
+            sampler="pymc",
+            sample_kwargs={"target_accept": 0.95},
+            random_seed=3,
+        )
+    assert seen["nuts_sampler"] == "pymc"
+    assert seen["draws"] == 7
+    assert seen["target_accept"] == 0.95
+    assert seen["random_seed"] == 3
+
+
+def test_default_sampler_is_nutpie(monkeypatch, radon):
+    import pymc as pm
+
+    seen = {}
+    monkeypatch.setattr(pm, "sample", lambda **kw: seen.update(kw) or _stop_sampling())
+    with pytest.raises(RuntimeError):
+        hm.fit_hierarchical(radon, y="log_radon", group="county")
+    assert seen["nuts_sampler"] == "nutpie"
+
+
+def test_unknown_or_missing_sampler(radon):
+    with pytest.raises(hm.SpecError, match="unknown sampler 'stan'"):
+        hm.fit_hierarchical(radon, y="log_radon", group="county", sampler="stan")
+    import importlib.util
+
+    if importlib.util.find_spec("numpyro") is None:
+        with pytest.raises(hm.SpecError, match="pip install numpyro"):
+            hm.fit_hierarchical(radon, y="log_radon", group="county", sampler="numpyro")
+
+
+def _stop_sampling(**kwargs):
+    raise RuntimeError("sampling reached")
+
+
+def test_prior_warnings_on_fit(monkeypatch, radon):
+    import pymc as pm
+
+    monkeypatch.setattr(pm, "sample", _stop_sampling)
+    few = radon[radon["county"].isin(["AITKIN", "ANOKA", "BECKER"])]
+    cases = [(few, "uniform", "heavy-tailed"), (radon, "inverse_gamma", "toward zero")]
+    for data, preset, message in cases:
+        with pytest.warns(hm.PriorWarning, match=message), pytest.raises(RuntimeError):
+            hm.fit_hierarchical(data, y="log_radon", group="county", hyperprior=preset)
+
+
+def test_fit_does_not_mutate_frame(mock_pymc_sample, radon):
+    before = radon.copy(deep=True)
+    hm.fit_hierarchical(
+        radon, y="log_radon", group="county", predictors=["floor"], draws=5, chains=1
+    )
+    assert radon.equals(before)
+    assert np.isfinite(before["log_radon"]).all()
