@@ -38,6 +38,7 @@ __all__ = [
     "Prior",
     "Uniform",
     "resolve_hyperprior",
+    "stacked_dist",
 ]
 
 
@@ -54,9 +55,18 @@ class Prior:
     def pymc_params(self) -> dict[str, float]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def dist(self, **kwargs):
+        """The unnamed PyMC distribution (``pm.X.dist``), e.g. for ``LKJCholeskyCov``."""
+        import pymc as pm
+
+        return getattr(pm, self._pymc_name).dist(**self.pymc_params(), **kwargs)
+
     def logpdf(self, x: np.ndarray) -> np.ndarray:
         """Log density at ``x`` (numpy; used by the exact engine)."""
         raise NotImplementedError
+
+    # priors whose .dist() can take a vector of parameters (LKJCholeskyCov's sd_dist)
+    vectorizable = False
 
     def warning(self, n_groups: int) -> str | None:
         """A warning to give when this prior is used for the SD of ``n_groups`` groups."""
@@ -88,6 +98,7 @@ class HalfNormal(Prior):
 
     sigma: float = 1.0
     _pymc_name = "HalfNormal"
+    vectorizable = True
 
     def logpdf(self, x):
         return stats.halfnorm.logpdf(x, scale=self.sigma)
@@ -99,6 +110,7 @@ class HalfCauchy(Prior):
 
     beta: float = 1.0
     _pymc_name = "HalfCauchy"
+    vectorizable = True
 
     def logpdf(self, x):
         return stats.halfcauchy.logpdf(x, scale=self.beta)
@@ -111,6 +123,7 @@ class HalfStudentT(Prior):
     sigma: float = 1.0
     nu: float = 3.0
     _pymc_name = "HalfStudentT"
+    vectorizable = True
 
     def logpdf(self, x):
         return np.where(
@@ -124,10 +137,17 @@ class Exponential(Prior):
 
     scale: float = 1.0
 
-    def create(self, name, **kwargs):
-        import pymc as pm
+    _pymc_name = "Exponential"
+    vectorizable = True
 
-        return pm.Exponential(name, lam=1.0 / self.scale, **kwargs)
+    def pymc_params(self):
+        return {"lam": 1.0 / self.scale}
+
+    def to_dict(self):
+        return {"family": "Exponential", "scale": self.scale}
+
+    def __str__(self):
+        return f"Exponential(scale={self.scale:.4g})"
 
     def logpdf(self, x):
         return stats.expon.logpdf(x, scale=self.scale)
@@ -259,6 +279,18 @@ PRESETS: dict[str, Preset] = {
         ),
     )
 }
+
+
+def stacked_dist(priors: list[Prior]):
+    """One vector-valued ``pm.X.dist`` for priors of the same vectorizable family, else None."""
+    kinds = {type(p) for p in priors}
+    if len(kinds) != 1 or not priors[0].vectorizable:
+        return None
+    params = [p.pymc_params() for p in priors]
+    import pymc as pm
+
+    stacked = {k: np.array([p[k] for p in params], dtype=float) for k in params[0]}
+    return getattr(pm, priors[0]._pymc_name).dist(**stacked)
 
 
 def resolve_hyperprior(hyperprior: str | Prior, *, scale: float) -> Prior:

@@ -34,28 +34,42 @@ def test_every_preset_is_listed_with_source():
         assert preset.description and preset.source
 
 
-def _rv_params(model, name):
-    """Parameter values of a random variable's distribution, by PyMC's parameter names."""
-    rv = model[name]
+def _rv_params(rv):
+    """Family and parameter values of a random variable's distribution."""
     op = rv.owner.op
-    dist_params = op.dist_params(rv.owner)
-    values = [float(p.eval()) for p in dist_params]
+    values = [np.asarray(p.eval(), dtype=float) for p in op.dist_params(rv.owner)]
     return type(op).__name__.lower().replace("rv", ""), values
+
+
+def _assert_params(kind, values, preset, scales):
+    family, params = EXPECTED[preset]
+    assert family in kind
+    for k, scale in enumerate(scales):
+        for expected in params(scale).values():
+            found = [np.atleast_1d(v)[k if np.size(v) > 1 else 0] for v in values]
+            assert any(np.isclose(v, expected, rtol=1e-6) for v in found), (found, expected)
 
 
 @pytest.mark.parametrize("preset", sorted(EXPECTED))
 def test_preset_builds_documented_distribution(df, preset):
+    s_y = df["y"].std()
+    scales = [s_y, s_y / df["x"].std(ddof=0)]
+    model = hm.HierarchicalModel(
+        df, y="y", group="g", predictors=["x"], varying=["x"], hyperprior=preset, correlated=False
+    ).build()
+    for term, scale in zip(["Intercept", "x"], scales, strict=True):
+        name = f"{term}|g_sigma" + ("_variance" if preset == "inverse_gamma" else "")
+        _assert_params(*_rv_params(model[name]), preset, [scale])
+
+
+@pytest.mark.parametrize("preset", ["half_cauchy", "half_normal", "half_t", "exponential"])
+def test_correlated_preset_is_the_sd_dist_of_lkj_cholesky_cov(df, preset):
+    s_y = df["y"].std()
     model = hm.HierarchicalModel(
         df, y="y", group="g", predictors=["x"], varying=["x"], hyperprior=preset
-    )
-    s_y = df["y"].std()
-    for term, scale in [("Intercept", s_y), ("x", s_y / df["x"].std(ddof=0))]:
-        name = f"{term}|g_sigma" + ("_variance" if preset == "inverse_gamma" else "")
-        kind, values = _rv_params(model.build(), name)
-        family, params = EXPECTED[preset]
-        assert family in kind
-        for expected in params(scale).values():
-            assert any(np.isclose(v, expected, rtol=1e-6) for v in values), (values, expected)
+    ).build()
+    (sd_dist,) = [i for i in model["g_chol_cov"].owner.inputs[3:] if i.owner is not None]
+    _assert_params(*_rv_params(sd_dist), preset, [s_y, s_y / df["x"].std(ddof=0)])
 
 
 def test_explicit_prior_object_overrides_scale(df):
@@ -64,7 +78,7 @@ def test_explicit_prior_object_overrides_scale(df):
     )
     table = model.default_priors()
     assert table.loc["Intercept|g_sigma", "prior"] == "HalfCauchy(beta=5)"
-    _, values = _rv_params(model.build(), "Intercept|g_sigma")
+    _, values = _rv_params(model.build()["Intercept|g_sigma"])
     assert 5.0 in values
 
 

@@ -22,7 +22,7 @@ def _fit(df, parameterization, seed):
         predictors=["x"],
         varying=["x"],
         parameterization=parameterization,
-        draws=1000,
+        draws=2000,
         tune=1000,
         chains=2,
         random_seed=seed,

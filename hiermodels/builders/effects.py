@@ -26,10 +26,10 @@ def effect_name(term: str, group: str) -> str:
 def group_effect(
     terms: Sequence[str],
     group: str,
-    sigmas: Sequence[pt.TensorVariable],
     *,
     parameterization: str,
-    chol_corr: pt.TensorVariable | None = None,
+    sigma: pt.TensorVariable | None = None,
+    chol: pt.TensorVariable | None = None,
 ) -> dict[str, pt.TensorVariable]:
     """Add the group-level deviations of ``terms`` to the model in context.
 
@@ -37,11 +37,10 @@ def group_effect(
     ----------
     terms : the terms of one block (a single term, or several correlated ones).
     group : the grouping column; also the name of the group dim.
-    sigmas : the SD of each term's deviations (``{term}|{group}_sigma``).
     parameterization : ``"centered"`` or ``"noncentered"``.
-    chol_corr : lower Cholesky factor ``L`` of the block's correlation matrix, or None for a
-        single term. Deviations of group j are ``b_j ~ MvNormal(0, S L L' S)`` with
-        ``S = diag(sigmas)``.
+    sigma : the SD of a single term's deviations (``{term}|{group}_sigma``).
+    chol : for a block of correlated terms instead, the lower Cholesky factor ``C`` of their
+        covariance: deviations of group j are ``b_j ~ MvNormal(0, C C')``.
 
     Returns
     -------
@@ -51,19 +50,18 @@ def group_effect(
     -----
     Correlated centered blocks sample ``{group}_effects`` with dims ``(group, {group}_term)``;
     correlated non-centered blocks sample one ``{term}|{group}_offset`` per term and set
-    ``b_j = S L z_j``.
+    ``b_j = C z_j``.
     """
     if parameterization not in PARAMETERIZATIONS:
         raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}")
     names = [effect_name(t, group) for t in terms]
-    if chol_corr is None:
-        (term,), (name,), (sigma,) = terms, names, sigmas
+    if chol is None:
+        (term,), (name,) = terms, names
         if parameterization == "centered":
             return {term: pm.Normal(name, 0.0, sigma, dims=group)}
         offset = pm.Normal(f"{name}_offset", 0.0, 1.0, dims=group)
         return {term: pm.Deterministic(name, sigma * offset, dims=group)}
 
-    chol = pt.stack(sigmas)[:, None] * chol_corr
     if parameterization == "centered":
         joint = pm.MvNormal(
             f"{group}_effects", mu=pt.zeros(len(terms)), chol=chol, dims=(group, f"{group}_term")

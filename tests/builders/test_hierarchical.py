@@ -32,8 +32,20 @@ def test_noncentered_correlated_names_and_dims(simulated):
         assert model.named_vars_to_dims[f"{term}|g_offset"] == ("g",)
         assert model[f"{term}|g"] in model.deterministics
     assert model.named_vars_to_dims["g_corr"] == ("g_term", "g_term_bis")
+    # half-Cauchy SDs of correlated terms are sampled jointly with the correlation
+    assert model["g_chol_cov"] in model.free_RVs
+    assert model["x|g_sigma"] in model.deterministics
     assert model.named_vars_to_dims["y"] == ("obs",)
     assert len(model.coords["g"]) == 30
+    _assert_finite_logp(model)
+
+
+def test_non_vectorizable_hyperprior_uses_lkj_corr(simulated):
+    df, _ = simulated
+    model = _build(df, hyperprior="inverse_gamma")
+    assert model["g_corr_chol"] in model.free_RVs
+    assert model["x|g_sigma_variance"] in model.free_RVs
+    assert model.named_vars_to_dims["g_corr"] == ("g_term", "g_term_bis")
     _assert_finite_logp(model)
 
 
