@@ -1,0 +1,1 @@
+"""Pure numerics (numpy and scipy only): exact posterior, heterogeneity, effect sizes."""
