@@ -8,6 +8,8 @@ from hiermodels.errors import (
     PriorWarning,
     SpecError,
 )
+from hiermodels.meta import effect_sizes_2x2, meta_analysis
+from hiermodels.meta_results import MetaAnalysisResult
 from hiermodels.models import HierarchicalModel, fit_hierarchical
 from hiermodels.results import HierarchicalResult
 
@@ -19,10 +21,13 @@ __all__ = [
     "HierModelsError",
     "HierarchicalModel",
     "HierarchicalResult",
+    "MetaAnalysisResult",
     "PriorWarning",
     "SpecError",
     "__version__",
     "datasets",
+    "effect_sizes_2x2",
     "fit_hierarchical",
+    "meta_analysis",
     "priors",
 ]

@@ -11,6 +11,7 @@ import pandas as pd
 
 from hiermodels import datasets
 from hiermodels.errors import HierModelsError
+from hiermodels.meta import meta_analysis
 from hiermodels.models import fit_hierarchical
 
 __all__ = ["main"]
@@ -79,6 +80,29 @@ def _fit(args) -> None:
     report_fit(result)
 
 
+def _meta(args) -> None:
+    data = pd.read_csv(args.file)
+    meta = meta_analysis(
+        data,
+        estimate=args.estimate,
+        se=args.se,
+        study=args.study,
+        moderators=args.moderators,
+        hyperprior=args.hyperprior,
+        method=args.method,
+        random_seed=args.seed,
+    )
+    print(meta)
+    _print_table("Posterior (95% intervals):", meta.summary())
+    _print_table("Heterogeneity:", meta.heterogeneity().T)
+    _print_table("Study effects:", meta.study_effects().set_index("study"))
+    if args.plot:
+        meta.plot_forest(args.plot)
+        print(f"\nforest plot written to {args.plot}")
+    for message in meta.diagnostics:
+        print(f"\nwarning: {message}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hiermodels", description="Hierarchical models and Bayesian meta-analysis."
@@ -100,6 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--draws", type=int, default=1000)
     fit.add_argument("--seed", type=int, default=None)
     fit.set_defaults(run=_fit)
+
+    meta = sub.add_parser("meta", help="random-effects meta-analysis of study estimates")
+    meta.add_argument("file")
+    meta.add_argument("--estimate", required=True, help="column of study estimates")
+    meta.add_argument("--se", required=True, help="column of their standard errors")
+    meta.add_argument("--study", default=None, help="column of study labels")
+    meta.add_argument("--moderators", nargs="*", default=[])
+    meta.add_argument("--hyperprior", default="half_cauchy")
+    meta.add_argument("--method", default="exact", choices=["exact", "mcmc"])
+    meta.add_argument("--plot", default=None, help="write the forest plot to this PNG")
+    meta.add_argument("--seed", type=int, default=None)
+    meta.set_defaults(run=_meta)
     return parser
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "HalfNormal",
     "HalfStudentT",
     "InverseGamma",
+    "LogNormal",
     "Normal",
     "Preset",
     "Prior",
@@ -154,6 +155,27 @@ class Exponential(Prior):
 
 
 @dataclass(frozen=True)
+class LogNormal(Prior):
+    """Log-normal on an SD: ``log(tau) ~ Normal(mu, sigma)``.
+
+    :meth:`from_variance` turns a log-normal on tau^2 (as Turner et al. 2015 publish it) into
+    one on tau: ``log(tau^2) ~ N(m, s)`` is ``log(tau) ~ N(m/2, s/2)``.
+    """
+
+    mu: float = 0.0
+    sigma: float = 1.0
+    _pymc_name = "LogNormal"
+    vectorizable = True
+
+    @classmethod
+    def from_variance(cls, mu: float, sigma: float) -> LogNormal:
+        return cls(mu / 2.0, sigma / 2.0)
+
+    def logpdf(self, x):
+        return stats.lognorm.logpdf(x, s=self.sigma, scale=np.exp(self.mu))
+
+
+@dataclass(frozen=True)
 class InverseGamma(Prior):
     """Inverse-gamma(alpha, beta) on the variance tau^2; the model variable is the SD tau.
 
@@ -270,6 +292,38 @@ PRESETS: dict[str, Preset] = {
             "prior; shown for teaching, it can pull tau toward zero.",
             "Spiegelhalter et al. (2003), WinBUGS manual; criticized by Gelman (2006) §3.2.",
             lambda s: InverseGamma(alpha=0.001, beta=0.001 * s**2),
+        ),
+        Preset(
+            "half_normal_logor",
+            "HalfNormal(0.5) on tau for log odds (or risk) ratios, whatever the data: "
+            "weakly informative, puts 95% of the mass below tau = 1 (a 'fairly high' "
+            "heterogeneity); ignores the data scale.",
+            "Röver et al. (2021), On weakly informative prior distributions for the "
+            "heterogeneity parameter in Bayesian random-effects meta-analysis, Res. Synth. "
+            "Methods 12(4):448-474; Friede et al. (2017), Biometrical Journal 59(4):658-671.",
+            lambda s: HalfNormal(sigma=0.5),
+        ),
+        Preset(
+            "turner_general",
+            "log(tau^2) ~ Normal(-2.56, 1.74) for log odds ratios: empirical prior from 14,886 "
+            "Cochrane meta-analyses, general healthcare setting (marginal over outcome types).",
+            "Turner et al. (2015), Predictive distributions for between-study heterogeneity "
+            "..., Statistics in Medicine 34(6):984-998, p. 993.",
+            lambda s: LogNormal.from_variance(-2.56, 1.74),
+        ),
+        Preset(
+            "turner_mortality",
+            "log(tau^2) ~ Normal(-3.95, 1.34) for log odds ratios: all-cause mortality, "
+            "pharmacological vs placebo/control.",
+            "Turner et al. (2015), Statistics in Medicine 34(6):984-998, Table IV.",
+            lambda s: LogNormal.from_variance(-3.95, 1.34),
+        ),
+        Preset(
+            "turner_subjective",
+            "log(tau^2) ~ Normal(-2.70, 1.52) for log odds ratios: subjective outcomes, "
+            "pharmacological vs placebo/control.",
+            "Turner et al. (2015), Statistics in Medicine 34(6):984-998, Table IV.",
+            lambda s: LogNormal.from_variance(-2.70, 1.52),
         ),
         Preset(
             "uniform",

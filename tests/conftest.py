@@ -1,5 +1,9 @@
 """Shared fixtures: the mocked sampler and small simulated data sets with known truth."""
 
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")  # plots render to files, never to a screen
+
 import numpy as np
 import pandas as pd
 import pytest

@@ -34,3 +34,29 @@ def test_bad_input_gives_message_not_traceback(tmp_path, capsys, radon):
     code = main(["fit", str(path), "--y", "radon", "--group", "county"])
     assert code == 2
     assert "column(s) 'radon' not in the data" in capsys.readouterr().err
+
+
+def test_meta_command_prints_tables_and_writes_plot(tmp_path, capsys):
+    import hiermodels as hm
+
+    path = tmp_path / "schools.csv"
+    hm.datasets.load("eight_schools").to_csv(path, index=False)
+    png = tmp_path / "forest.png"
+    code = main(
+        [
+            "meta",
+            str(path),
+            "--estimate",
+            "y",
+            "--se",
+            "sigma",
+            "--study",
+            "school",
+            "--plot",
+            str(png),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Heterogeneity:" in out and "REML" in out and "theta_new" in out
+    assert png.stat().st_size > 10_000

@@ -25,6 +25,11 @@ EXPECTED = {
     "exponential": ("exponential", lambda s: {"scale": s}),
     "inverse_gamma": ("invgamma", lambda s: {"alpha": 0.001, "beta": 0.001 * s**2}),
     "uniform": ("uniform", lambda s: {"lower": 0.0, "upper": 100 * s}),
+    # fixed-scale presets for log odds ratios (the data scale is ignored)
+    "half_normal_logor": ("halfnormal", lambda s: {"sigma": 0.5}),
+    "turner_general": ("lognormal", lambda s: {"mu": -1.28, "sigma": 0.87}),
+    "turner_mortality": ("lognormal", lambda s: {"mu": -1.975, "sigma": 0.67}),
+    "turner_subjective": ("lognormal", lambda s: {"mu": -1.35, "sigma": 0.76}),
 }
 
 
@@ -62,7 +67,9 @@ def test_preset_builds_documented_distribution(df, preset):
         _assert_params(*_rv_params(model[name]), preset, [scale])
 
 
-@pytest.mark.parametrize("preset", ["half_cauchy", "half_normal", "half_t", "exponential"])
+@pytest.mark.parametrize(
+    "preset", ["half_cauchy", "half_normal", "half_t", "exponential", "turner_general"]
+)
 def test_correlated_preset_is_the_sd_dist_of_lkj_cholesky_cov(df, preset):
     s_y = df["y"].std()
     model = hm.HierarchicalModel(
@@ -109,6 +116,7 @@ def test_user_prior_by_name(df):
         (hm.priors.Exponential(2.0), stats.expon(scale=2.0)),
         (hm.priors.Normal(1.0, 2.0), stats.norm(1.0, 2.0)),
         (hm.priors.Uniform(0.0, 4.0), stats.uniform(0.0, 4.0)),
+        (hm.priors.LogNormal(-1.0, 0.5), stats.lognorm(s=0.5, scale=np.exp(-1.0))),
     ],
 )
 def test_numpy_logpdf_matches_scipy(prior, reference):
@@ -138,3 +146,11 @@ def test_inverse_gamma_and_flat_warn(df):
     assert "heavy-tailed" in flat.warning(3)
     assert flat.warning(4) is None
     assert resolve_hyperprior("half_cauchy", scale=1.0).warning(2) is None
+
+
+def test_turner_prior_median_on_tau():
+    # log(tau^2) ~ N(-2.56, 1.74) has median tau = exp(-1.28) = 0.278 (Turner et al. 2015)
+    prior = hm.priors.PRESETS["turner_general"](1.0)
+    grid = np.linspace(1e-6, 20, 400_001)
+    cdf = np.cumsum(np.exp(prior.logpdf(grid))) * (grid[1] - grid[0])
+    assert grid[np.searchsorted(cdf, 0.5)] == pytest.approx(0.278, abs=0.002)

@@ -30,6 +30,8 @@ def group_effect(
     parameterization: str,
     sigma: pt.TensorVariable | None = None,
     chol: pt.TensorVariable | None = None,
+    mean: pt.TensorVariable | float = 0.0,
+    name: str | None = None,
 ) -> dict[str, pt.TensorVariable]:
     """Add the group-level deviations of ``terms`` to the model in context.
 
@@ -41,6 +43,9 @@ def group_effect(
     sigma : the SD of a single term's deviations (``{term}|{group}_sigma``).
     chol : for a block of correlated terms instead, the lower Cholesky factor ``C`` of their
         covariance: deviations of group j are ``b_j ~ MvNormal(0, C C')``.
+    mean : for a single term, the population value the group values are centered on
+        (``theta_j ~ Normal(mu, tau)`` in a meta-analysis); 0 for deviations.
+    name : for a single term, the variable name instead of ``{term}|{group}`` (``theta``).
 
     Returns
     -------
@@ -56,11 +61,12 @@ def group_effect(
         raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}")
     names = [effect_name(t, group) for t in terms]
     if chol is None:
-        (term,), (name,) = terms, names
+        (term,) = terms
+        name = name or names[0]
         if parameterization == "centered":
-            return {term: pm.Normal(name, 0.0, sigma, dims=group)}
+            return {term: pm.Normal(name, mean, sigma, dims=group)}
         offset = pm.Normal(f"{name}_offset", 0.0, 1.0, dims=group)
-        return {term: pm.Deterministic(name, sigma * offset, dims=group)}
+        return {term: pm.Deterministic(name, mean + sigma * offset, dims=group)}
 
     if parameterization == "centered":
         joint = pm.MvNormal(

@@ -1,0 +1,100 @@
+"""Validate study-level data (one estimate and standard error per study) for meta-analysis."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from hiermodels.data import (
+    INTERCEPT,
+    encode_predictors,
+    numeric_column,
+    require_columns,
+    require_finite,
+)
+from hiermodels.errors import DataError, format_rows
+
+__all__ = ["StudyData", "prepare_studies"]
+
+
+@dataclass(frozen=True, eq=False)
+class StudyData:
+    """Arrays for a normal-normal meta-analysis (or meta-regression).
+
+    ``X`` is the (k, p) design with the intercept first; ``terms`` names its columns.
+    """
+
+    y: np.ndarray
+    se: np.ndarray
+    labels: tuple[str, ...]
+    X: np.ndarray
+    terms: tuple[str, ...]
+    estimate: str
+    se_name: str
+    study: str
+
+    @property
+    def k(self) -> int:
+        return len(self.y)
+
+    @property
+    def has_moderators(self) -> bool:
+        return len(self.terms) > 1
+
+
+def prepare_studies(
+    df: pd.DataFrame,
+    *,
+    estimate: str,
+    se: str,
+    study: str | None = None,
+    moderators: Sequence[str] = (),
+) -> StudyData:
+    """Check and encode study-level data; the caller's frame is not modified."""
+    moderators = [moderators] if isinstance(moderators, str) else list(moderators)
+    columns = [estimate, se, *([study] if study else []), *moderators]
+    require_columns(df, columns)
+    require_finite(df, columns)
+    y = numeric_column(df, estimate, "estimate")
+    s = numeric_column(df, se, "standard error")
+    bad = df.index[s <= 0]
+    if len(bad):
+        raise DataError(
+            f"column {se!r} has {len(bad)} value(s) <= 0 ({format_rows(bad)}); standard errors "
+            "must be positive (a study with se = 0 would get infinite weight)"
+        )
+    if len(df) < 2:
+        raise DataError(
+            f"a meta-analysis needs at least 2 studies, got {len(df)}; add studies or report "
+            "the single study's estimate"
+        )
+    if study:
+        labels = df[study].astype(str)
+        dupes = df.index[labels.duplicated(keep=False).to_numpy()]
+        if len(dupes):
+            raise DataError(
+                f"column {study!r} has duplicate study labels ({format_rows(dupes)}: "
+                f"{sorted(set(labels.loc[dupes]))}); give each study one row with a unique label"
+            )
+    else:
+        labels = pd.Series([str(i) for i in df.index], index=df.index)
+    names, design = encode_predictors(df, moderators)
+    X = np.column_stack([np.ones(len(df)), design])
+    if len(df) <= X.shape[1]:
+        raise DataError(
+            f"{len(df)} studies cannot estimate {X.shape[1]} coefficients and a heterogeneity; "
+            "use fewer moderators"
+        )
+    return StudyData(
+        y=y,
+        se=s,
+        labels=tuple(labels),
+        X=X,
+        terms=(INTERCEPT, *names),
+        estimate=estimate,
+        se_name=se,
+        study=study or "study",
+    )

@@ -1,0 +1,228 @@
+"""Results of a meta-analysis: summaries, heterogeneity, study effects, plots, leave-one-out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import xarray as xr
+
+from hiermodels.builders.meta import coefficient_names
+from hiermodels.engines.exact import exact_fit
+from hiermodels.meta_data import StudyData
+from hiermodels.numerics import heterogeneity as het
+from hiermodels.numerics.exact import ExactPosterior
+from hiermodels.numerics.pooling import shrinkage
+from hiermodels.priors import Prior
+from hiermodels.results import summarize_draws
+
+__all__ = ["MetaAnalysisResult"]
+
+
+@dataclass(frozen=True, eq=False)
+class MetaAnalysisResult:
+    """A fitted random-effects meta-analysis (from :func:`hiermodels.meta_analysis`).
+
+    Attributes
+    ----------
+    idata : xarray.DataTree
+        Draws of the coefficients (``mu`` or ``Intercept`` and moderators), ``tau``,
+        ``theta`` (dims: the study column) and ``theta_new``, for either method.
+    exact : ExactPosterior
+        The exact posterior (always computed: it takes milliseconds).
+    model : pymc.Model or None
+        The PyMC model for ``method="mcmc"``.
+    """
+
+    data: StudyData
+    method: str
+    mu_prior: Prior | None
+    tau_prior: Prior
+    idata: xr.DataTree
+    exact: ExactPosterior
+    model: pm.Model | None = None
+    diagnostics: tuple[str, ...] = ()
+
+    @property
+    def coefficient_names(self) -> list[str]:
+        return coefficient_names(self.data)
+
+    def _draws(self, name: str) -> np.ndarray:
+        return np.asarray(self.idata["posterior"][name])
+
+    # -- summaries ------------------------------------------------------------------------
+    def summary(self, prob: float = 0.95) -> pd.DataFrame:
+        """Posterior of the coefficients (``mu``), ``tau`` and ``theta_new`` (a new study).
+
+        Columns mean, sd, median, ci_low, ci_high (equal-tailed ``prob`` interval). For
+        ``method="exact"`` the numbers are exact (numerical integration, not draws); for
+        ``"mcmc"`` they come from the draws, with ess_bulk, ess_tail and r_hat.
+        """
+        names = [*self.coefficient_names, "tau", "theta_new"]
+        if self.method == "mcmc":
+            return summarize_draws({n: self._draws(n) for n in names}, prob)
+        beta = self.exact.beta_summary(prob)
+        rows = {
+            name: {key: float(beta[key][k]) for key in beta}
+            for k, name in enumerate(self.coefficient_names)
+        }
+        rows["tau"] = self.exact.tau_summary(prob)
+        predictive = self.exact.predictive_summary(prob=prob)
+        rows["theta_new"] = {k: predictive[k] for k in ("mean", "sd", "median", "lower", "upper")}
+        table = pd.DataFrame(rows).T.rename(columns={"lower": "ci_low", "upper": "ci_high"})
+        table = table[["mean", "sd", "median", "ci_low", "ci_high"]].astype(float)
+        table.index.name = "parameter"
+        table.attrs["prob"] = prob
+        return table
+
+    def heterogeneity(self, prob: float = 0.95) -> pd.DataFrame:
+        """Pooled effect and heterogeneity by three methods, one row each.
+
+        ``bayes`` (posterior means and sd, equal-tailed ``prob`` interval, tau2 = E[tau^2|y]),
+        ``REML`` and ``DL`` (DerSimonian & Laird 1986), as metafor's ``rma`` reports them:
+        mu, mu_se, ci_low, ci_high, tau2, tau, I2 (percent), H2, Q, Q_df, Q_pvalue and the
+        prediction interval pi_low, pi_high for a new study. With moderators, mu is the
+        intercept and Q the test of residual heterogeneity (QE).
+        """
+        d = self.data
+        X = d.X if d.has_moderators else None
+        rows = {}
+        for fit in (het.reml(d.y, d.se, X, level=prob), het.dersimonian_laird(d.y, d.se, X, prob)):
+            rows[fit.method] = {
+                "mu": fit.beta[0],
+                "mu_se": fit.beta_se[0],
+                "ci_low": fit.ci_low[0],
+                "ci_high": fit.ci_high[0],
+                "tau2": fit.tau2,
+                "tau": fit.tau,
+                "I2": fit.I2,
+                "H2": fit.H2,
+                "Q": fit.Q,
+                "Q_df": fit.Q_df,
+                "Q_pvalue": fit.Q_pvalue,
+                "pi_low": fit.pi_low,
+                "pi_high": fit.pi_high,
+            }
+        summary = self.summary(prob)
+        mu = summary.loc[self.coefficient_names[0]]
+        tau2 = float(np.mean(self._draws("tau") ** 2))
+        I2, H2 = het.i2_h2(tau2, d.se, X)
+        rows = {
+            "bayes": {
+                **rows["REML"],
+                "mu": mu["mean"],
+                "mu_se": mu["sd"],
+                "ci_low": mu["ci_low"],
+                "ci_high": mu["ci_high"],
+                "tau2": tau2,
+                "tau": summary.loc["tau", "mean"],
+                "I2": I2,
+                "H2": H2,
+                "pi_low": summary.loc["theta_new", "ci_low"],
+                "pi_high": summary.loc["theta_new", "ci_high"],
+            },
+            **rows,
+        }
+        table = pd.DataFrame(rows).T
+        table.index.name = "method"
+        return table.astype(float).astype({"Q_df": int})
+
+    def study_effects(self, prob: float = 0.95) -> pd.DataFrame:
+        """Per study: observed estimate and se, shrunken effect theta, and how far it moved.
+
+        Columns ``study``, ``estimate``, ``se``, ``mean``, ``sd``, ``ci_low``, ``ci_high``
+        (posterior of theta_i), ``pooling_factor`` (E[se^2/(se^2 + tau^2) | y], BDA3 eq. 5.17),
+        ``shrinkage`` (fraction of the way from the estimate to the population mean, see
+        :func:`hiermodels.numerics.pooling.shrinkage`) and ``weight`` (percent weight of the
+        study in the REML pooled estimate, as metafor reports it).
+        """
+        d = self.data
+        theta = self._draws("theta").reshape(-1, d.k)
+        tail = (1 - prob) / 2
+        tau2 = self._draws("tau").reshape(-1, 1) ** 2
+        population = self._population_means()
+        mean = theta.mean(axis=0)
+        fit = het.reml(d.y, d.se, d.X if d.has_moderators else None)
+        w = 1.0 / (d.se**2 + fit.tau2)
+        return pd.DataFrame(
+            {
+                "study": list(d.labels),
+                "estimate": d.y,
+                "se": d.se,
+                "mean": mean,
+                "sd": theta.std(axis=0, ddof=1),
+                "ci_low": np.quantile(theta, tail, axis=0),
+                "ci_high": np.quantile(theta, 1 - tail, axis=0),
+                "pooling_factor": (d.se**2 / (d.se**2 + tau2)).mean(axis=0),
+                "shrinkage": shrinkage(d.y, mean, population),
+                "weight": 100 * w / w.sum(),
+            }
+        )
+
+    def _population_means(self) -> np.ndarray:
+        """Posterior mean of x_i' beta for each study (mu without moderators)."""
+        beta = np.column_stack([self._draws(n).reshape(-1) for n in self.coefficient_names])
+        return self.data.X @ beta.mean(axis=0)
+
+    # -- sensitivity ----------------------------------------------------------------------
+    def leave_one_out(self, prob: float = 0.95) -> pd.DataFrame:
+        """The pooled effect and tau with each study left out in turn (exact engine).
+
+        One row per left-out study: the exact posterior mean, sd and ``prob`` interval of mu
+        (the intercept with moderators), the posterior mean and median of tau, and REML's mu
+        and tau2 and I2 for comparison (metafor's ``leave1out``).
+        """
+        d = self.data
+        rows = []
+        for i, label in enumerate(d.labels):
+            keep = np.arange(d.k) != i
+            sub = replace(
+                d,
+                y=d.y[keep],
+                se=d.se[keep],
+                labels=tuple(np.asarray(d.labels)[keep]),
+                X=d.X[keep],
+            )
+            post = exact_fit(sub, mu_prior=self.mu_prior, tau_prior=self.tau_prior)
+            beta, tau = post.beta_summary(prob), post.tau_summary(prob)
+            fit = het.reml(sub.y, sub.se, sub.X if sub.has_moderators else None)
+            rows.append(
+                {
+                    "left_out": label,
+                    "mu": float(beta["mean"][0]),
+                    "mu_sd": float(beta["sd"][0]),
+                    "ci_low": float(beta["lower"][0]),
+                    "ci_high": float(beta["upper"][0]),
+                    "tau_mean": tau["mean"],
+                    "tau_median": tau["median"],
+                    "mu_reml": float(fit.beta[0]),
+                    "tau2_reml": fit.tau2,
+                    "I2_reml": fit.I2,
+                }
+            )
+        return pd.DataFrame(rows)
+
+    # -- plots ----------------------------------------------------------------------------
+    def plot_forest(self, path=None, *, prob: float = 0.95, ax=None):
+        """Forest plot: observed and shrunken estimates per study, pooled effect, prediction
+        interval. Saves to ``path`` if given; returns the matplotlib Figure."""
+        from hiermodels.plots import forest
+
+        return forest(self, path=path, prob=prob, ax=ax)
+
+    def plot_funnel(self, path=None, *, ax=None):
+        """Funnel plot: estimates against standard errors with the pooled effect and its
+        pseudo 95% region. Saves to ``path`` if given; returns the matplotlib Figure."""
+        from hiermodels.plots import funnel
+
+        return funnel(self, path=path, ax=ax)
+
+    def __repr__(self) -> str:
+        d = self.data
+        mods = f" + moderators {list(d.terms[1:])}" if d.has_moderators else ""
+        return (
+            f"<MetaAnalysisResult {d.k} studies{mods}; method={self.method}, "
+            f"tau ~ {self.tau_prior}, mu ~ {self.mu_prior or 'flat'}>"
+        )
