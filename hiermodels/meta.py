@@ -10,7 +10,7 @@ import pandas as pd
 
 from hiermodels.builders.meta import build_meta_model, coefficient_names
 from hiermodels.data import numeric_column, require_columns, require_finite
-from hiermodels.engines.exact import exact_fit, posterior_tree
+from hiermodels.engines.exact import exact_fit
 from hiermodels.engines.mcmc import check_convergence, sample
 from hiermodels.errors import DataError, PriorWarning, SpecError, format_rows
 from hiermodels.meta_data import StudyData, prepare_studies
@@ -116,8 +116,8 @@ def meta_analysis(
     rng = np.random.default_rng(random_seed)
     exact = exact_fit(studies, mu_prior=mu_prior, tau_prior=tau_prior)
     if method == "exact":
-        idata = posterior_tree(exact.draw(draws * chains, rng), studies, names, chains=chains)
-        model, diagnostics = None, ()
+        # draws are made when idata is first used: the summaries need none
+        idata, model, diagnostics = None, None, ()
     else:
         model = build_meta_model(
             studies, mu_prior=mu_prior, tau_prior=tau_prior, parameterization=parameterization
@@ -142,10 +142,11 @@ def meta_analysis(
         method=method,
         mu_prior=mu_prior,
         tau_prior=tau_prior,
-        idata=idata,
         exact=exact,
         model=model,
         diagnostics=diagnostics,
+        _idata=idata,
+        _draw_spec=(draws, chains, rng),
     )
 
 

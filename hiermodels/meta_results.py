@@ -10,7 +10,7 @@ import pymc as pm
 import xarray as xr
 
 from hiermodels.builders.meta import coefficient_names
-from hiermodels.engines.exact import exact_fit
+from hiermodels.engines.exact import exact_fit, posterior_tree
 from hiermodels.meta_data import StudyData
 from hiermodels.numerics import heterogeneity as het
 from hiermodels.numerics.exact import ExactPosterior
@@ -40,10 +40,22 @@ class MetaAnalysisResult:
     method: str
     mu_prior: Prior | None
     tau_prior: Prior
-    idata: xr.DataTree
     exact: ExactPosterior
     model: pm.Model | None = None
     diagnostics: tuple[str, ...] = ()
+    # MCMC draws, or (for the exact method) how to draw them on first use: (n, chains, rng)
+    _idata: xr.DataTree | None = None
+    _draw_spec: tuple[int, int, np.random.Generator] | None = None
+
+    @property
+    def idata(self) -> xr.DataTree:
+        """The draws as an ArviZ DataTree (exact draws are made on first access)."""
+        if self._idata is None:
+            n, chains, rng = self._draw_spec
+            draws = self.exact.draw(n * chains, rng)
+            tree = posterior_tree(draws, self.data, self.coefficient_names, chains=chains)
+            object.__setattr__(self, "_idata", tree)
+        return self._idata
 
     @property
     def coefficient_names(self) -> list[str]:
@@ -107,7 +119,11 @@ class MetaAnalysisResult:
             }
         summary = self.summary(prob)
         mu = summary.loc[self.coefficient_names[0]]
-        tau2 = float(np.mean(self._draws("tau") ** 2))
+        tau2 = (
+            summary.loc["tau", "mean"] ** 2 + summary.loc["tau", "sd"] ** 2
+            if self.method == "exact"
+            else float(np.mean(self._draws("tau") ** 2))
+        )
         I2, H2 = het.i2_h2(tau2, d.se, X)
         rows = {
             "bayes": {
@@ -139,11 +155,24 @@ class MetaAnalysisResult:
         study in the REML pooled estimate, as metafor reports it).
         """
         d = self.data
-        theta = self._draws("theta").reshape(-1, d.k)
-        tail = (1 - prob) / 2
-        tau2 = self._draws("tau").reshape(-1, 1) ** 2
-        population = self._population_means()
-        mean = theta.mean(axis=0)
+        if self.method == "exact":
+            # exact mixtures over tau, not draws (Monte Carlo error free)
+            theta = self.exact.theta_summary(prob)
+            cols = {k: theta[k] for k in ("mean", "sd", "lower", "upper")}
+            pooling = theta["shrinkage"]
+            beta_mean = self.exact.beta_moments()["mean"]
+        else:
+            draws = self._draws("theta").reshape(-1, d.k)
+            tail = (1 - prob) / 2
+            tau2 = self._draws("tau").reshape(-1, 1) ** 2
+            cols = {
+                "mean": draws.mean(axis=0),
+                "sd": draws.std(axis=0, ddof=1),
+                "lower": np.quantile(draws, tail, axis=0),
+                "upper": np.quantile(draws, 1 - tail, axis=0),
+            }
+            pooling = (d.se**2 / (d.se**2 + tau2)).mean(axis=0)
+            beta_mean = np.array([self._draws(n).mean() for n in self.coefficient_names])
         fit = het.reml(d.y, d.se, d.X if d.has_moderators else None)
         w = 1.0 / (d.se**2 + fit.tau2)
         return pd.DataFrame(
@@ -151,20 +180,15 @@ class MetaAnalysisResult:
                 "study": list(d.labels),
                 "estimate": d.y,
                 "se": d.se,
-                "mean": mean,
-                "sd": theta.std(axis=0, ddof=1),
-                "ci_low": np.quantile(theta, tail, axis=0),
-                "ci_high": np.quantile(theta, 1 - tail, axis=0),
-                "pooling_factor": (d.se**2 / (d.se**2 + tau2)).mean(axis=0),
-                "shrinkage": shrinkage(d.y, mean, population),
+                "mean": cols["mean"],
+                "sd": cols["sd"],
+                "ci_low": cols["lower"],
+                "ci_high": cols["upper"],
+                "pooling_factor": pooling,
+                "shrinkage": shrinkage(d.y, cols["mean"], d.X @ beta_mean),
                 "weight": 100 * w / w.sum(),
             }
         )
-
-    def _population_means(self) -> np.ndarray:
-        """Posterior mean of x_i' beta for each study (mu without moderators)."""
-        beta = np.column_stack([self._draws(n).reshape(-1) for n in self.coefficient_names])
-        return self.data.X @ beta.mean(axis=0)
 
     # -- sensitivity ----------------------------------------------------------------------
     def leave_one_out(self, prob: float = 0.95) -> pd.DataFrame:
