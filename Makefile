@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast notebooks lint bench clean
+.PHONY: demo test test-fast lint bench clean
 
 # pyenv installs python3.12 but may not put it on the global path: fall back to its own copy.
 PYTHON_EXE := $(shell command -v $(PYTHON) >/dev/null 2>&1 && $(PYTHON) -c 'import sys' >/dev/null 2>&1 \
@@ -27,15 +27,13 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
-notebooks: $(STAMP)
-	$(BIN)/python -m hiermodels._notebooks
-
 lint: $(STAMP)
 	$(BIN)/ruff check hiermodels tests benchmarks
 	$(BIN)/ruff format --check hiermodels tests benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_radon.py
+	$(BIN)/python benchmarks/bench_meta.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
