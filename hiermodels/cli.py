@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 
 import pandas as pd
 
 from hiermodels import datasets
-from hiermodels.errors import HierModelsError
+from hiermodels.errors import ConvergenceWarning, HierModelsError
 from hiermodels.meta import meta_analysis
 from hiermodels.models import fit_hierarchical
 
@@ -109,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="fit the radon varying-intercepts-and-slopes model")
-    demo.add_argument("--draws", type=int, default=1000)
+    demo.add_argument("--draws", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=1)
     demo.set_defaults(run=_demo)
 
@@ -142,7 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        with warnings.catch_warnings():
+            # convergence warnings are printed once, after the tables, by report_fit
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.filterwarnings("ignore", "PyTensor could not link to a BLAS", UserWarning)
+            args.run(args)
     except HierModelsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
