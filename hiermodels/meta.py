@@ -11,7 +11,7 @@ import pandas as pd
 from hiermodels.builders.meta import build_meta_model, coefficient_names
 from hiermodels.data import numeric_column, require_columns, require_finite
 from hiermodels.engines.exact import exact_fit
-from hiermodels.engines.mcmc import check_convergence, sample
+from hiermodels.engines.mcmc import sample_checked
 from hiermodels.errors import DataError, PriorWarning, SpecError, format_rows
 from hiermodels.meta_data import StudyData, prepare_studies
 from hiermodels.meta_results import MetaAnalysisResult
@@ -122,8 +122,9 @@ def meta_analysis(
         model = build_meta_model(
             studies, mu_prior=mu_prior, tau_prior=tau_prior, parameterization=parameterization
         )
-        idata = sample(
+        idata, diagnostics = sample_checked(
             model,
+            centered=["theta"] if parameterization == "centered" else [],
             draws=draws,
             tune=tune,
             chains=chains,
@@ -133,10 +134,6 @@ def meta_analysis(
             sample_kwargs=sample_kwargs,
         )
         _add_theta_new(idata, studies, names, rng)
-        centered = ["theta"] if parameterization == "centered" else []
-        diagnostics = tuple(
-            check_convergence(idata, [v.name for v in model.free_RVs], centered=centered)
-        )
     return MetaAnalysisResult(
         data=studies,
         method=method,

@@ -11,7 +11,7 @@ import pymc as pm
 
 from hiermodels.builders.hierarchical import build_model, priors_frame, resolve_priors
 from hiermodels.data import prepare
-from hiermodels.engines.mcmc import check_convergence, sample
+from hiermodels.engines.mcmc import sample_checked
 from hiermodels.errors import PriorWarning
 from hiermodels.priors import Prior
 from hiermodels.results import HierarchicalResult
@@ -163,8 +163,9 @@ class HierarchicalModel:
             if message:
                 warnings.warn(message, PriorWarning, stacklevel=2)
         model = build_model(data, spec, priors)
-        idata = sample(
+        idata, messages = sample_checked(
             model,
+            centered=[t for t in data.varying if spec.parameterization_of(t) == "centered"],
             draws=draws,
             tune=tune,
             chains=chains,
@@ -173,10 +174,7 @@ class HierarchicalModel:
             progressbar=progressbar,
             sample_kwargs=sample_kwargs,
         )
-        watched = [v.name for v in model.free_RVs]
-        centered = [t for t in data.varying if spec.parameterization_of(t) == "centered"]
-        messages = check_convergence(idata, watched, centered=centered)
-        return HierarchicalResult(idata, model, data, spec, priors, tuple(messages))
+        return HierarchicalResult(idata, model, data, spec, priors, messages)
 
 
 def fit_hierarchical(

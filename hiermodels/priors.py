@@ -56,17 +56,11 @@ class Prior:
     def pymc_params(self) -> dict[str, float]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
-    def dist(self, **kwargs):
-        """The unnamed PyMC distribution (``pm.X.dist``), e.g. for ``LKJCholeskyCov``."""
-        import pymc as pm
-
-        return getattr(pm, self._pymc_name).dist(**self.pymc_params(), **kwargs)
-
     def logpdf(self, x: np.ndarray) -> np.ndarray:
         """Log density at ``x`` (numpy; used by the exact engine)."""
         raise NotImplementedError
 
-    # priors whose .dist() can take a vector of parameters (LKJCholeskyCov's sd_dist)
+    # priors whose PyMC .dist() can take a vector of parameters (LKJCholeskyCov's sd_dist)
     vectorizable = False
 
     def warning(self, n_groups: int) -> str | None:

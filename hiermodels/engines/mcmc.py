@@ -13,7 +13,7 @@ import xarray as xr
 
 from hiermodels.errors import ConvergenceWarning, SpecError
 
-__all__ = ["SAMPLERS", "check_convergence", "sample"]
+__all__ = ["SAMPLERS", "check_convergence", "sample", "sample_checked"]
 
 # sampler name -> the module it needs (pm.sample's nuts_sampler takes the same names)
 SAMPLERS: dict[str, str | None] = {
@@ -67,6 +67,15 @@ def sample(
         )
 
 
+def sample_checked(
+    model: pm.Model, *, centered: Sequence[str] = (), **kwargs
+) -> tuple[xr.DataTree, tuple[str, ...]]:
+    """:func:`sample`, then :func:`check_convergence` on every free variable of ``model``."""
+    idata = sample(model, **kwargs)
+    watched = [v.name for v in model.free_RVs]
+    return idata, tuple(check_convergence(idata, watched, centered=centered))
+
+
 def check_convergence(
     idata: xr.DataTree, var_names: Sequence[str], *, centered: Sequence[str] = ()
 ) -> list[str]:
@@ -111,7 +120,8 @@ def check_convergence(
             "effective draws for reliable intervals; increase draws"
         )
     for message in messages:
-        warnings.warn(message, ConvergenceWarning, stacklevel=3)
+        # point at the caller of fit(): check_convergence <- sample_checked <- fit <- user
+        warnings.warn(message, ConvergenceWarning, stacklevel=4)
     return messages
 
 
