@@ -196,7 +196,12 @@ def _correlated_cholesky(data: GroupedData, spec: HierarchicalSpec, sigma_priors
     sd_dist = stacked_dist(sigma_priors)
     if sd_dist is not None:
         chol, corr, sds = pm.LKJCholeskyCov(
-            f"{group}_chol_cov", n=q, eta=spec.lkj_eta, sd_dist=sd_dist, compute_corr=True
+            f"{group}_chol_cov",
+            n=q,
+            eta=spec.lkj_eta,
+            sd_dist=sd_dist,
+            compute_corr=True,
+            store_in_trace=False,  # stored below under our names, once
         )
         for k, t in enumerate(data.varying):
             pm.Deterministic(sigma_name(t, group), sds[k])

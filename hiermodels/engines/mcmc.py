@@ -6,12 +6,12 @@ import importlib.util
 import warnings
 from collections.abc import Mapping, Sequence
 
-import arviz as az
 import numpy as np
 import pymc as pm
 import xarray as xr
 
 from hiermodels.errors import ConvergenceWarning, SpecError
+from hiermodels.numerics import diagnostics
 
 __all__ = ["SAMPLERS", "check_convergence", "sample", "sample_checked"]
 
@@ -84,7 +84,7 @@ def check_convergence(
     ``centered`` names the centered group-level terms, which a divergence message points to.
     """
     messages = []
-    posterior = idata["posterior"].to_dataset()[list(var_names)]
+    posterior = idata["posterior"]
     n_chains = posterior.sizes["chain"]
     stats = idata["sample_stats"] if "sample_stats" in idata.children else None
     if stats is not None and "diverging" in stats:
@@ -99,11 +99,7 @@ def check_convergence(
                 f"{n_div} divergent transition(s) after tuning: the posterior was not fully "
                 f"explored, so estimates may be biased; {fix}"
             )
-    with warnings.catch_warnings():
-        # constant entries (the fixed 1 and 0 of an LKJ Cholesky factor) give 0/0: NaN, skipped
-        warnings.simplefilter("ignore", RuntimeWarning)
-        rhat = _per_variable(az.rhat(posterior), np.nanmax) if n_chains > 1 else {}
-        ess = _per_variable(az.ess(posterior, method="bulk"), np.nanmin)
+    rhat, ess = _worst_per_variable(posterior, var_names)
     high = sorted(((v, k) for k, v in rhat.items() if v > RHAT_MAX), reverse=True)
     if high:
         worst = ", ".join(f"{k} ({v:.3f})" for v, k in high[:5])
@@ -125,11 +121,25 @@ def check_convergence(
     return messages
 
 
-def _per_variable(ds: xr.Dataset, reduce) -> dict[str, float]:
-    """One number per variable (worst over its elements), skipping all-NaN variables."""
-    out = {}
-    for name, values in ds.data_vars.items():
-        arr = np.asarray(values, dtype=float)
-        if np.isfinite(arr).any():
-            out[name] = float(reduce(arr))
-    return out
+def _worst_per_variable(
+    posterior: xr.DataTree, var_names: Sequence[str]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Largest R-hat and smallest bulk ESS of each variable, all elements in one array pass."""
+    blocks, owners = [], []
+    for name in var_names:
+        values = np.asarray(posterior[name].values, dtype=float)
+        chains, draws = values.shape[:2]
+        blocks.append(np.moveaxis(values.reshape(chains, draws, -1), -1, 0))
+        owners += [name] * blocks[-1].shape[0]
+    if not blocks:
+        return {}, {}
+    rhat, ess = diagnostics.convergence(np.concatenate(blocks))
+    owners = np.asarray(owners)
+    worst_rhat, worst_ess = {}, {}
+    for name in var_names:
+        mine = owners == name
+        if rhat is not None and np.isfinite(rhat[mine]).any():
+            worst_rhat[name] = float(np.nanmax(rhat[mine]))
+        if np.isfinite(ess[mine]).any():
+            worst_ess[name] = float(np.nanmin(ess[mine]))
+    return worst_rhat, worst_ess
