@@ -11,6 +11,7 @@ from hiermodels.errors import (
 from hiermodels.meta import effect_sizes_2x2, meta_analysis
 from hiermodels.meta_results import MetaAnalysisResult
 from hiermodels.models import HierarchicalModel, fit_hierarchical
+from hiermodels.pooling import PoolingComparison, compare_pooling
 from hiermodels.results import HierarchicalResult
 
 __version__ = "0.1.0"
@@ -22,9 +23,11 @@ __all__ = [
     "HierarchicalModel",
     "HierarchicalResult",
     "MetaAnalysisResult",
+    "PoolingComparison",
     "PriorWarning",
     "SpecError",
     "__version__",
+    "compare_pooling",
     "datasets",
     "effect_sizes_2x2",
     "fit_hierarchical",

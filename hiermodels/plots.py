@@ -1,11 +1,11 @@
-"""Matplotlib plots for meta-analysis results (forest, funnel)."""
+"""Matplotlib plots: forest and funnel (meta-analysis), shrinkage arrows (pooling)."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import stats
 
-__all__ = ["forest", "funnel"]
+__all__ = ["forest", "funnel", "shrinkage_arrows"]
 
 Z95 = 1.959963984540054
 
@@ -90,4 +90,62 @@ def funnel(result, *, path=None, ax=None):
     ax.set_ylabel(f"standard error ({d.se_name})")
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(f"Funnel plot ({d.k} studies)", fontsize=10)
+    return _finish(fig, path)
+
+
+def shrinkage_arrows(comparison, *, term, path=None, ax=None, max_labels=30):
+    """No-pooling estimate -> partial-pooling estimate per group (an arrow each), the
+    complete-pooling estimate as a line with its interval, groups from least to most precise.
+    """
+    table = comparison.shrinkage()
+    table = table[table["term"] == term].reset_index(drop=True)
+    by_se = "se" in table.columns
+    # least precise first: largest se, or fewest rows
+    order = np.argsort(
+        -table["se"].to_numpy() if by_se else table["n_obs"].to_numpy(), kind="stable"
+    )
+    table = table.iloc[order].reset_index(drop=True)
+    n = len(table)
+    fig, ax = _figure(ax, (max(6.0, min(0.45 * n + 2, 16.0)), 4.8))
+    x = np.arange(n)
+    own, part, comp = (table[c].to_numpy() for c in ("no_pooling", "partial", "complete"))
+    complete = comparison.estimates().query("term == @term and pooling == 'complete'")
+    low = complete.set_index("group").loc[table["group"], ["ci_low", "ci_high"]].to_numpy()
+    if np.ptp(comp) < 1e-9 * (1 + abs(comp[0])):  # one value for all groups: a line
+        ax.axhline(comp[0], color="C3", lw=1.2, label="complete pooling")
+        ax.axhspan(low[0, 0], low[0, 1], color="C3", alpha=0.12, lw=0)
+    else:  # complete pooling differs by group through group-level predictors
+        ax.plot(x, comp, "_", color="C3", ms=12, mew=2, label="complete pooling")
+    for xi, a, b in zip(x, own, part, strict=True):
+        if np.isfinite(a) and abs(b - a) > 0:
+            ax.annotate(
+                "",
+                xy=(xi, b),
+                xytext=(xi, a),
+                arrowprops={
+                    "arrowstyle": "->",
+                    "color": "0.45",
+                    "lw": 0.9,
+                    "shrinkA": 3,
+                    "shrinkB": 3,
+                },
+            )
+    ax.plot(x, own, "o", mfc="white", mec="0.2", ms=6, label="no pooling (own estimate)")
+    ax.plot(x, part, "o", color="C0", ms=5, label="partial pooling (posterior mean)")
+    precision = table["se"] if by_se else table["n_obs"]
+    if n <= max_labels:
+        label = "se" if by_se else "n"
+        ax.set_xticks(x)
+        ax.set_xticklabels(
+            [f"{g}\n{label}={p:g}" for g, p in zip(table["group"], precision, strict=True)],
+            fontsize=8,
+            rotation=0 if n <= 12 else 90,
+        )
+    else:
+        ax.set_xticks([])
+    what = "standard error" if by_se else "number of rows"
+    ax.set_xlabel(f"{comparison.group}, from least to most precise ({what})")
+    ax.set_ylabel(term)
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title("Shrinkage: no pooling → partial pooling, toward complete pooling", fontsize=10)
     return _finish(fig, path)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import xarray as xr
+from scipy import stats
 
 from hiermodels.builders.effects import effect_name
 from hiermodels.builders.hierarchical import RESIDUAL_SIGMA, ResolvedPrior, sigma_name
@@ -110,6 +111,26 @@ class HierarchicalResult:
         ci_high (equal-tailed ``prob`` interval), ess_bulk, ess_tail and r_hat.
         """
         return summarize_draws(self._population_draws(), prob)
+
+    def linear_predictor(self) -> np.ndarray:
+        """Draws of each row's expected outcome, shape (chain, draw, n_obs).
+
+        ``X_i beta + Z_i b_{g[i]}``: population coefficients plus the row's group deviations.
+        """
+        d = self.data
+        eta = 0.0
+        for t in d.terms:
+            coef = self._posterior(t)[..., None]
+            eta = eta + (coef if t == INTERCEPT else coef * d.column(t))
+        for t in d.varying:
+            dev = self._posterior(effect_name(t, d.group))[..., d.group_idx]
+            eta = eta + (dev if t == INTERCEPT else dev * d.column(t))
+        return eta
+
+    def log_likelihood(self) -> np.ndarray:
+        """Pointwise log-likelihood draws (chain, draw, n_obs), e.g. for PSIS-LOO."""
+        sigma = self._posterior(RESIDUAL_SIGMA)[..., None]
+        return stats.norm.logpdf(self.data.y, self.linear_predictor(), sigma)
 
     # -- group-level estimates -----------------------------------------------------------
     def group_coefficient_draws(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

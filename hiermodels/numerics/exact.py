@@ -500,6 +500,18 @@ class ExactPosterior:
         out.update(median=float(qs[1]), lower=float(qs[0]), upper=float(qs[2]))
         return out
 
+    def predictive_logpdf(self, y_new, se_new, x_new=None):
+        """log p(y_new | y): density of a new study's estimate with standard error ``se_new``.
+
+        ``y_new ~ Normal(x_new' beta, sqrt(tau^2 + se_new^2))`` with beta and tau integrated
+        over their posterior; left-out studies scored this way give the exact
+        leave-one-study-out predictive density.
+        """
+        mean_t, var_t = self._predictive_given_tau(x_new)
+        sd = np.sqrt(var_t + float(se_new) ** 2)
+        density = np.exp(-0.5 * ((y_new - mean_t) / sd) ** 2) / sd
+        return float(np.log(self._expect(density)) - 0.5 * math.log(2 * math.pi))
+
     # -- draws ----------------------------------------------------------------------------
 
     def draw(self, n, rng=None, *, x_new=None):

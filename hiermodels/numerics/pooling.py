@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["no_pooling_fit", "shrinkage"]
+from hiermodels.numerics.linear import flat_prior_regression
+
+__all__ = ["no_pooling_design", "no_pooling_fit", "shrinkage"]
 
 
 def shrinkage(no_pooling, partial, complete):
@@ -31,6 +33,21 @@ def shrinkage(no_pooling, partial, complete):
     return float(out) if out.ndim == 0 else out
 
 
+def no_pooling_design(X_shared, Z, group_idx, n_groups) -> np.ndarray:
+    """Design of the no-pooling regression: each column of ``Z`` split into one per group.
+
+    Columns are ordered group-major (group 0's q columns, group 1's, ...), then the columns
+    of ``X_shared``, which keep one coefficient for all groups.
+    """
+    Z = np.asarray(Z, dtype=float)
+    n, q = Z.shape
+    X_shared = np.asarray(X_shared, dtype=float).reshape(n, -1)
+    blocks = np.zeros((n, n_groups * q))
+    cols = np.asarray(group_idx)[:, None] * q + np.arange(q)[None, :]
+    blocks[np.arange(n)[:, None], cols] = Z
+    return np.hstack([blocks, X_shared])
+
+
 def no_pooling_fit(y, X_shared, Z, group_idx, n_groups):
     """Least squares with a separate coefficient per group for each column of ``Z``.
 
@@ -41,27 +58,12 @@ def no_pooling_fit(y, X_shared, Z, group_idx, n_groups):
 
     Returns
     -------
-    estimates, std_errors : (n_groups, q) arrays.
+    estimates, std_errors : (n_groups, q) arrays (classical standard errors).
     """
-    y = np.asarray(y, dtype=float)
-    Z = np.asarray(Z, dtype=float)
-    X_shared = np.asarray(X_shared, dtype=float).reshape(len(y), -1)
-    n, q = Z.shape
-    blocks = np.zeros((n, n_groups * q))
-    cols = group_idx[:, None] * q + np.arange(q)[None, :]
-    blocks[np.arange(n)[:, None], cols] = Z
-    design = np.hstack([blocks, X_shared])
-    pinv = np.linalg.pinv(design)
-    coef = pinv @ y
-    rank = np.linalg.matrix_rank(design)
-    resid = y - design @ coef
-    dof = n - rank
-    s2 = resid @ resid / dof if dof > 0 else np.nan
-    cov_diag = s2 * np.einsum("ij,ij->i", pinv, pinv)
-    # A coefficient is estimable iff its unit vector lies in the row space of the design,
-    # i.e. the projector pinv @ design has a 1 on that diagonal entry.
-    projector_diag = np.einsum("ij,ji->i", pinv, design)
-    estimable = np.abs(projector_diag[: n_groups * q] - 1.0) < 1e-8
-    est = np.where(estimable, coef[: n_groups * q], np.nan).reshape(n_groups, q)
-    se = np.where(estimable, np.sqrt(cov_diag[: n_groups * q]), np.nan).reshape(n_groups, q)
-    return est, se
+    q = np.asarray(Z).reshape(len(y), -1).shape[1]
+    fit = flat_prior_regression(y, no_pooling_design(X_shared, Z, group_idx, n_groups))
+    m = n_groups * q
+    se = np.sqrt(fit.s2 * np.diag(fit.cov_unscaled())[:m])
+    keep = fit.estimable[:m]
+    est = np.where(keep, fit.coef[:m], np.nan).reshape(n_groups, q)
+    return est, np.where(keep, se, np.nan).reshape(n_groups, q)
