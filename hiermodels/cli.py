@@ -1,8 +1,9 @@
-"""The ``hiermodels`` command: ``demo`` and ``fit`` (see ``hiermodels --help``)."""
+"""The ``hiermodels`` command: ``demo``, ``fit``, ``meta``, ``pool`` (``hiermodels --help``)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -14,6 +15,7 @@ from hiermodels import datasets
 from hiermodels.errors import ConvergenceWarning, HierModelsError
 from hiermodels.meta import meta_analysis
 from hiermodels.models import fit_hierarchical
+from hiermodels.pooling import compare_pooling
 
 __all__ = ["main"]
 
@@ -43,26 +45,56 @@ def report_fit(result, *, n_groups_shown: int = 5) -> None:
         print(f"\nwarning: {message}")
 
 
+def report_pooling(comparison, *, plot: str | None) -> None:
+    """Print the three estimators side by side, the shrinkage, the comparison and verdict."""
+    est = comparison.estimates()
+    precision = "se" if "se" in est.columns else "n_obs"
+    for term in comparison.terms:
+        rows = est[est["term"] == term]
+        wide = rows.pivot_table(
+            index="group", columns="pooling", values=["mean", "sd"], sort=False
+        ).reindex(columns=["none", "complete", "partial"], level=1)
+        wide.columns = [f"{pooling}_{stat}" for stat, pooling in wide.columns]
+        wide = wide[[f"{p}_{s}" for p in ("none", "complete", "partial") for s in ("mean", "sd")]]
+        wide.insert(0, precision, rows.drop_duplicates("group").set_index("group")[precision])
+        title = f"{term}: no pooling / complete pooling / partial pooling (posterior mean, sd)"
+        if len(wide) > 12:
+            wide = wide.sort_values(precision)
+            _print_table(title + ", 6 least and 6 most precise groups:", _ends(wide, 6))
+        else:
+            _print_table(title + ":", wide)
+    shrink = comparison.shrinkage().set_index("group").drop(columns="term")
+    if len(shrink) > 12:
+        shrink = _ends(shrink.sort_values(precision), 6)
+    _print_table("Shrinkage toward complete pooling (0 = none, 1 = all the way):", shrink)
+    table = comparison.compare()
+    _print_table("Out-of-sample comparison (higher elpd is better):", table)
+    print("\n" + table.attrs["verdict"])
+    if plot:
+        comparison.plot(plot)
+        print(f"\nshrinkage plot written to {os.path.abspath(plot)}")
+    partial = comparison.partial
+    for message in getattr(partial, "diagnostics", ()):
+        print(f"\nwarning: {message}")
+
+
+def _ends(table: pd.DataFrame, k: int) -> pd.DataFrame:
+    return pd.concat([table.head(k), table.tail(k)])
+
+
 def _demo(args) -> None:
-    radon = datasets.load("radon")
-    print(datasets.describe("radon"))
+    schools = datasets.load("eight_schools")
+    print(datasets.describe("eight_schools"))
     print(
-        "\nModel: log_radon ~ floor + (1 + floor | county), correlated varying intercepts and "
-        "slopes, non-centered, half-Cauchy hyperpriors; sampling with nutpie "
-        "(the first run compiles the model, ~30-60 s)..."
+        "\nNo pooling (each school alone), complete pooling (one effect for all) and partial "
+        "pooling (hierarchical model, half-Cauchy prior on tau), all exact:"
     )
     start = time.perf_counter()
-    result = fit_hierarchical(
-        radon,
-        y="log_radon",
-        group="county",
-        predictors=["floor"],
-        varying=["floor"],
-        random_seed=args.seed,
-        draws=args.draws,
+    comparison = compare_pooling(
+        schools, estimate="y", se="sigma", study="school", random_seed=args.seed
     )
-    print(f"done in {time.perf_counter() - start:.1f} s")
-    report_fit(result)
+    print(f"(fitted in {1000 * (time.perf_counter() - start):.0f} ms)")
+    report_pooling(comparison, plot=args.plot)
 
 
 def _fit(args) -> None:
@@ -104,13 +136,32 @@ def _meta(args) -> None:
         print(f"\nwarning: {message}")
 
 
+def _pool(args) -> None:
+    data = pd.read_csv(args.file)
+    comparison = compare_pooling(
+        data,
+        estimate=args.estimate,
+        se=args.se,
+        study=args.study,
+        y=args.y,
+        group=args.group,
+        predictors=args.predictors,
+        varying=args.varying,
+        hyperprior=args.hyperprior,
+        random_seed=args.seed,
+        draws=args.draws,
+    )
+    print(comparison)
+    report_pooling(comparison, plot=args.plot)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hiermodels", description="Hierarchical models and Bayesian meta-analysis."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="fit the radon varying-intercepts-and-slopes model")
-    demo.add_argument("--draws", type=int, default=2000)
+    demo = sub.add_parser("demo", help="no / complete / partial pooling on eight schools")
+    demo.add_argument("--plot", default="eight_schools_pooling.png", help="shrinkage plot PNG")
     demo.add_argument("--seed", type=int, default=1)
     demo.set_defaults(run=_demo)
 
@@ -137,6 +188,25 @@ def build_parser() -> argparse.ArgumentParser:
     meta.add_argument("--plot", default=None, help="write the forest plot to this PNG")
     meta.add_argument("--seed", type=int, default=None)
     meta.set_defaults(run=_meta)
+
+    pool = sub.add_parser(
+        "pool",
+        help="compare no, complete and partial pooling (study-level: --estimate/--se; "
+        "row-level: --y/--group)",
+    )
+    pool.add_argument("file")
+    pool.add_argument("--estimate", default=None, help="column of study estimates")
+    pool.add_argument("--se", default=None, help="column of their standard errors")
+    pool.add_argument("--study", default=None, help="column of study labels")
+    pool.add_argument("--y", default=None, help="outcome column (row-level data)")
+    pool.add_argument("--group", default=None, help="grouping column (row-level data)")
+    pool.add_argument("--predictors", nargs="*", default=[])
+    pool.add_argument("--varying", nargs="*", default=[], help="predictors with varying slopes")
+    pool.add_argument("--hyperprior", default="half_cauchy")
+    pool.add_argument("--draws", type=int, default=1000)
+    pool.add_argument("--plot", default="pooling.png", help="write the shrinkage plot here")
+    pool.add_argument("--seed", type=int, default=None)
+    pool.set_defaults(run=_pool)
     return parser
 
 

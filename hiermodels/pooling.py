@@ -129,7 +129,11 @@ class PoolingComparison:
         ``shrinkage`` = (no_pooling - partial) / (no_pooling - complete): 0 = kept its own
         estimate, 1 = pulled all the way (the same function as
         :meth:`HierarchicalResult.group_effects`, :func:`hiermodels.numerics.pooling.shrinkage`).
-        Study-level data add ``pooling_factor`` = E[se^2 / (se^2 + tau^2) | y] (BDA3 eq. 5.17),
+        ``population`` is the value partial pooling pulls toward (the hierarchical model's
+        population mean, posterior mean): it differs from complete pooling, which weights
+        observations rather than groups equally, so a group whose own estimate lies near
+        or between the two can end up slightly past complete pooling, or move away from it
+        (negative shrinkage). Study-level data add ``pooling_factor`` = E[se^2 / (se^2 + tau^2) | y] (BDA3 eq. 5.17),
         the weight of the population mean in the school's posterior mean at given tau.
         """
         means = {p: self.fits[p].summarize(0.95) for p in POOLINGS}
@@ -139,12 +143,21 @@ class PoolingComparison:
             frame = pd.DataFrame({"group": list(self.labels), "term": term})
             frame = pd.concat([frame, self.precision.reset_index(drop=True)], axis=1)
             frame["no_pooling"], frame["partial"], frame["complete"] = own, part, comp
+            frame["population"] = self._population(term)
             frame["moved"] = part - own
             frame["shrinkage"] = shrinkage(own, part, comp)
             if self.kind == "study":
                 frame["pooling_factor"] = self.partial.study_effects()["pooling_factor"].to_numpy()
             frames.append(frame)
         return pd.concat(frames, ignore_index=True)
+
+    def _population(self, term: str) -> np.ndarray:
+        partial = self.partial
+        if self.kind == "study":
+            mu = partial.summary().loc[partial.coefficient_names[0], "mean"]
+            return np.full(len(self.labels), float(mu))
+        effects = partial.group_effects()
+        return effects.loc[effects["term"] == term, "population"].to_numpy()
 
     # -- out-of-sample comparison ---------------------------------------------------------
     def loo(self, pooling: str):

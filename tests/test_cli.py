@@ -60,3 +60,34 @@ def test_meta_command_prints_tables_and_writes_plot(tmp_path, capsys):
     assert code == 0
     assert "Heterogeneity:" in out and "REML" in out and "theta_new" in out
     assert png.stat().st_size > 10_000
+
+
+def test_demo_compares_pooling_on_eight_schools(tmp_path, capsys):
+    png = tmp_path / "schools.png"
+    assert main(["demo", "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "no pooling / complete pooling / partial pooling" in out
+    assert "7.686" in out  # the complete-pooling estimate of BDA3 §5.5
+    assert "Best out-of-sample prediction" in out
+    assert f"shrinkage plot written to {png}" in out
+    assert png.stat().st_size > 10_000
+
+
+@pytest.mark.filterwarnings("ignore::hiermodels.errors.ConvergenceWarning")
+def test_pool_command_row_level(mock_pymc_sample, tmp_path, capsys, radon):
+    path = tmp_path / "radon.csv"
+    radon.to_csv(path, index=False)
+    png = tmp_path / "pool.png"
+    args = ["pool", str(path), "--y", "log_radon", "--group", "county", "--predictors", "floor"]
+    assert main([*args, "--draws", "20", "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "6 least and 6 most precise groups" in out
+    assert "Out-of-sample comparison" in out
+    assert png.exists()
+
+
+def test_pool_command_needs_one_kind_of_data(tmp_path, capsys, radon):
+    path = tmp_path / "radon.csv"
+    radon.to_csv(path, index=False)
+    assert main(["pool", str(path), "--y", "log_radon"]) == 2
+    assert "need both y= and group=" in capsys.readouterr().err
