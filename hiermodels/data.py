@@ -43,6 +43,12 @@ class GroupedData:
     varying: tuple[str, ...]
     group_level: tuple[str, ...]
     row_labels: tuple[object, ...]
+    predictors: tuple[str, ...] = ()
+    categories: tuple[tuple[str, tuple[str, ...]], ...] = ()  # categorical predictor -> levels
+    trials: np.ndarray | None = None  # binomial trials per row
+    offset: np.ndarray | None = None  # added to the linear predictor (e.g. log exposure)
+    trials_name: str | None = None
+    offset_name: str | None = None
 
     @property
     def n_groups(self) -> int:
@@ -163,6 +169,8 @@ def prepare(
     group: str,
     predictors: Sequence[str] = (),
     varying: Sequence[str] = (),
+    trials: str | None = None,
+    offset: str | None = None,
 ) -> GroupedData:
     """Validate ``df`` and encode it for a model with one grouping factor.
 
@@ -177,9 +185,20 @@ def prepare(
             raise SpecError(f"{name} lists {dupes} more than once; list each term once")
     if y in predictors or group in predictors:
         raise SpecError(f"predictors must not contain the outcome {y!r} or the group {group!r}")
-    require_columns(df, [y, group, *predictors])
-    require_finite(df, [y, group, *predictors])
+    extra = [c for c in (trials, offset) if c is not None]
+    require_columns(df, [y, group, *predictors, *extra])
+    require_finite(df, [y, group, *predictors, *extra])
     y_values = numeric_column(df, y, "outcome")
+    trials_values = offset_values = None
+    if trials is not None:
+        trials_values = numeric_column(df, trials, "trials")
+        bad = df.index[(trials_values < 1) | (np.mod(trials_values, 1) != 0)]
+        if len(bad):
+            raise DataError(
+                f"trials column {trials!r} must hold positive integers; {format_rows(bad)} do not"
+            )
+    if offset is not None:
+        offset_values = numeric_column(df, offset, "offset")
 
     labels = df[group].astype(str)
     levels = tuple(sorted(labels.unique()))
@@ -221,6 +240,16 @@ def prepare(
         varying=(INTERCEPT, *varying_terms),
         group_level=tuple(group_level),
         row_labels=tuple(df.index),
+        predictors=tuple(predictors),
+        categories=tuple(
+            (c, tuple(sorted(df[c].astype(str).unique())))
+            for c in predictors
+            if not (pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]))
+        ),
+        trials=trials_values,
+        offset=offset_values,
+        trials_name=trials,
+        offset_name=offset,
     )
 
 

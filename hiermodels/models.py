@@ -13,6 +13,7 @@ from hiermodels.builders.hierarchical import build_model, priors_frame, resolve_
 from hiermodels.data import prepare
 from hiermodels.engines.mcmc import sample_checked
 from hiermodels.errors import PriorWarning
+from hiermodels.families import get_family
 from hiermodels.priors import Prior
 from hiermodels.results import HierarchicalResult
 from hiermodels.spec import HierarchicalSpec
@@ -21,7 +22,7 @@ __all__ = ["HierarchicalModel", "fit_hierarchical"]
 
 
 class HierarchicalModel:
-    r"""Varying-intercepts and varying-slopes Gaussian regression with one grouping factor.
+    r"""Varying-intercepts and varying-slopes regression with one grouping factor.
 
     .. math::
 
@@ -57,6 +58,15 @@ class HierarchicalModel:
         Model the correlation of several varying terms (LKJ prior with ``lkj_eta``).
     priors : dict, optional
         Replace any default prior by name, e.g. ``{"floor": hm.priors.Normal(0, 1)}``.
+    family : str
+        A key of :data:`hiermodels.families.FAMILIES`: ``"gaussian"``, ``"student_t"``,
+        ``"bernoulli"``, ``"binomial"``, ``"poisson"`` or ``"negative_binomial"``, each with
+        its usual link (identity, logit or log).
+    trials : str, optional
+        For ``family="binomial"``: the column with the number of trials of each row.
+    offset : str, optional
+        A column added to the linear predictor with coefficient 1, e.g. ``log(exposure)`` for
+        a Poisson rate model.
 
     Examples
     --------
@@ -83,6 +93,9 @@ class HierarchicalModel:
         correlated: bool = True,
         lkj_eta: float = 2.0,
         priors: Mapping[str, Prior] | None = None,
+        family: str = "gaussian",
+        trials: str | None = None,
+        offset: str | None = None,
     ):
         self.data = data
         self.y = y
@@ -94,6 +107,9 @@ class HierarchicalModel:
         self.correlated = correlated
         self.lkj_eta = lkj_eta
         self.priors = priors
+        self.family = family
+        self.trials = trials
+        self.offset = offset
 
     def _prepare(self):
         spec = HierarchicalSpec.from_user(
@@ -106,9 +122,21 @@ class HierarchicalModel:
             correlated=self.correlated,
             lkj_eta=self.lkj_eta,
             priors=self.priors,
+            family=self.family,
+            trials=self.trials,
+            offset=self.offset,
         )
         data = prepare(
-            self.data, y=spec.y, group=spec.group, predictors=spec.predictors, varying=spec.varying
+            self.data,
+            y=spec.y,
+            group=spec.group,
+            predictors=spec.predictors,
+            varying=spec.varying,
+            trials=spec.trials,
+            offset=spec.offset,
+        )
+        get_family(spec.family).check(
+            data.y, self.data.index, spec.y, trials=data.trials, trials_name=spec.trials
         )
         return data, spec, resolve_priors(data, spec)
 
@@ -189,6 +217,9 @@ def fit_hierarchical(
     correlated: bool = True,
     lkj_eta: float = 2.0,
     priors: Mapping[str, Prior] | None = None,
+    family: str = "gaussian",
+    trials: str | None = None,
+    offset: str | None = None,
     draws: int = 1000,
     tune: int | None = 1000,
     chains: int = 4,
@@ -222,6 +253,9 @@ def fit_hierarchical(
         correlated=correlated,
         lkj_eta=lkj_eta,
         priors=priors,
+        family=family,
+        trials=trials,
+        offset=offset,
     )
     return model.fit(
         draws,

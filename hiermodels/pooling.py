@@ -133,8 +133,9 @@ class PoolingComparison:
         population mean, posterior mean): it differs from complete pooling, which weights
         observations rather than groups equally, so a group whose own estimate lies near
         or between the two can end up slightly past complete pooling, or move away from it
-        (negative shrinkage). Study-level data add ``pooling_factor`` = E[se^2 / (se^2 + tau^2) | y] (BDA3 eq. 5.17),
-        the weight of the population mean in the school's posterior mean at given tau.
+        (negative shrinkage). Study-level data add ``pooling_factor`` =
+        E[se^2 / (se^2 + tau^2) | y] (BDA3 eq. 5.17), the weight of the population mean in
+        the school's posterior mean at given tau.
         """
         means = {p: self.fits[p].summarize(0.95) for p in POOLINGS}
         frames = []
@@ -267,7 +268,7 @@ def _verdict(table: pd.DataFrame, kind: str, n: int) -> str:
         if row["n_high_k"]:
             advice = "trust elpd_loso" if kind == "study" else "refit without them to check"
             lines.append(
-                f"  PSIS-LOO is unreliable for {LABELS[pooling]}: {int(row["n_high_k"])} of {n} "
+                f"  PSIS-LOO is unreliable for {LABELS[pooling]}: {int(row['n_high_k'])} of {n} "
                 f"observations have Pareto k > {row['k_threshold']:.2f} (max "
                 f"{row['max_k']:.2f}), so its elpd_loo is too optimistic or noisy; {advice}."
             )

@@ -29,6 +29,7 @@ from hiermodels.errors import SpecError
 __all__ = [
     "PRESETS",
     "Exponential",
+    "Gamma",
     "HalfCauchy",
     "HalfNormal",
     "HalfStudentT",
@@ -146,6 +147,19 @@ class Exponential(Prior):
 
     def logpdf(self, x):
         return stats.expon.logpdf(x, scale=self.scale)
+
+
+@dataclass(frozen=True)
+class Gamma(Prior):
+    """Gamma(alpha, beta) (shape, rate); ``Gamma(2, 0.1)`` is the Student-t degrees-of-freedom
+    prior of Juárez & Steel (2010), recommended by the Stan prior-choice wiki."""
+
+    alpha: float = 2.0
+    beta: float = 0.1
+    _pymc_name = "Gamma"
+
+    def logpdf(self, x):
+        return stats.gamma.logpdf(x, self.alpha, scale=1 / self.beta)
 
 
 @dataclass(frozen=True)

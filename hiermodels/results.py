@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import xarray as xr
-from scipy import stats
 
 from hiermodels.builders.effects import effect_name
-from hiermodels.builders.hierarchical import RESIDUAL_SIGMA, ResolvedPrior, sigma_name
+from hiermodels.builders.hierarchical import ResolvedPrior, sigma_name
 from hiermodels.data import INTERCEPT, GroupedData
+from hiermodels.families import Family, get_family
 from hiermodels.numerics.pooling import no_pooling_fit, shrinkage
 from hiermodels.spec import HierarchicalSpec
 
@@ -90,8 +90,12 @@ class HierarchicalResult:
     def population_names(self) -> list[str]:
         """Names of the population-level parameters, in model order."""
         d = self.data
-        names = [*d.terms, RESIDUAL_SIGMA, *(sigma_name(t, d.group) for t in d.varying)]
-        return names
+        aux = [a.name for a in self.family.aux]
+        return [*d.terms, *aux, *(sigma_name(t, d.group) for t in d.varying)]
+
+    @property
+    def family(self) -> Family:
+        return get_family(self.spec.family)
 
     def _population_draws(self) -> dict[str, np.ndarray]:
         draws = {name: self._posterior(name) for name in self.population_names()}
@@ -113,12 +117,13 @@ class HierarchicalResult:
         return summarize_draws(self._population_draws(), prob)
 
     def linear_predictor(self) -> np.ndarray:
-        """Draws of each row's expected outcome, shape (chain, draw, n_obs).
+        """Draws of each row's linear predictor, shape (chain, draw, n_obs).
 
-        ``X_i beta + Z_i b_{g[i]}``: population coefficients plus the row's group deviations.
+        ``X_i beta + Z_i b_{g[i]} + offset_i``: population coefficients plus the row's group
+        deviations, on the link scale (the expected outcome for the gaussian family).
         """
         d = self.data
-        eta = 0.0
+        eta = 0.0 if d.offset is None else d.offset
         for t in d.terms:
             coef = self._posterior(t)[..., None]
             eta = eta + (coef if t == INTERCEPT else coef * d.column(t))
@@ -127,10 +132,13 @@ class HierarchicalResult:
             eta = eta + (dev if t == INTERCEPT else dev * d.column(t))
         return eta
 
+    def _aux_draws(self) -> dict[str, np.ndarray]:
+        return {a.name: self._posterior(a.name)[..., None] for a in self.family.aux}
+
     def log_likelihood(self) -> np.ndarray:
         """Pointwise log-likelihood draws (chain, draw, n_obs), e.g. for PSIS-LOO."""
-        sigma = self._posterior(RESIDUAL_SIGMA)[..., None]
-        return stats.norm.logpdf(self.data.y, self.linear_predictor(), sigma)
+        d = self.data
+        return self.family.logpdf(d.y, self.linear_predictor(), self._aux_draws(), d.trials)
 
     # -- group-level estimates -----------------------------------------------------------
     def group_coefficient_draws(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -153,8 +161,15 @@ class HierarchicalResult:
         return coef, target
 
     def no_pooling(self) -> tuple[np.ndarray, np.ndarray]:
-        """Each group's own least-squares coefficients (n_groups, n_varying) and their SEs."""
+        """Each group's own least-squares coefficients (n_groups, n_varying) and their SEs.
+
+        For identity-link families; NaN for the others (a per-group GLM is often not
+        identified, e.g. a county with all-zero outcomes under a logit link).
+        """
         d = self.data
+        if self.family.link != "identity":
+            nan = np.full((d.n_groups, len(d.varying)), np.nan)
+            return nan, nan.copy()
         shared = [t for t in d.terms if t not in d.varying and t not in d.group_level]
         X_shared = np.column_stack([d.column(t) for t in shared]) if shared else None
         return no_pooling_fit(
@@ -200,6 +215,41 @@ class HierarchicalResult:
         table = pd.concat(frames, ignore_index=True)
         table.attrs["prob"] = prob
         return table
+
+    # -- prediction -----------------------------------------------------------------------
+    def predict(
+        self,
+        data: pd.DataFrame,
+        *,
+        kind: str = "mean",
+        new_groups: str = "population",
+        random_seed=None,
+    ):
+        """Predictions for the rows of ``data``, one per posterior draw.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame
+            The predictor columns, the group column (and the offset / trials columns if the
+            model has them). Categorical predictors must use categories seen in fitting.
+        kind : {"mean", "response"}
+            ``"mean"``: the expected outcome (inverse link of the linear predictor, times the
+            trials for the binomial); ``"response"``: a simulated new observation.
+        new_groups : {"population", "zero", "error"}
+            For a group label not seen in fitting: draw a fresh effect from the population
+            distribution per posterior draw, independently per new group (default); use the
+            population mean (effect 0); or raise.
+        random_seed : int, optional
+            Seeds fresh group effects and simulated responses.
+
+        Returns
+        -------
+        Prediction
+            ``.draws`` (xarray, dims chain, draw, row) and ``.summary(prob)``.
+        """
+        from hiermodels.prediction import predict
+
+        return predict(self, data, kind=kind, new_groups=new_groups, random_seed=random_seed)
 
     def __repr__(self) -> str:
         d = self.data

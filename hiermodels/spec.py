@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from hiermodels.builders.effects import PARAMETERIZATIONS
 from hiermodels.errors import SpecError
+from hiermodels.families import get_family
 from hiermodels.priors import PRESETS, Prior
 
 __all__ = ["HierarchicalSpec"]
@@ -14,7 +15,7 @@ __all__ = ["HierarchicalSpec"]
 
 @dataclass(frozen=True)
 class HierarchicalSpec:
-    """A varying-intercepts (and slopes) Gaussian regression with one grouping factor."""
+    """A varying-intercepts (and slopes) regression with one grouping factor."""
 
     y: str
     group: str
@@ -25,6 +26,9 @@ class HierarchicalSpec:
     correlated: bool = True
     lkj_eta: float = 2.0
     priors: tuple[tuple[str, Prior], ...] = field(default=())
+    family: str = "gaussian"
+    trials: str | None = None
+    offset: str | None = None
 
     @classmethod
     def from_user(
@@ -39,6 +43,9 @@ class HierarchicalSpec:
         correlated=True,
         lkj_eta=2.0,
         priors=None,
+        family="gaussian",
+        trials=None,
+        offset=None,
     ) -> HierarchicalSpec:
         """Normalize user arguments (lists, dicts, single strings) into a spec, checking types."""
         if isinstance(predictors, str):
@@ -67,6 +74,13 @@ class HierarchicalSpec:
                 f"priors for {wrong} are not prior objects; pass e.g. "
                 "{'floor': hm.priors.Normal(0, 1)}"
             )
+        fam = get_family(family)
+        if fam.needs_trials and trials is None:
+            raise SpecError(
+                f"family {fam.name!r} needs trials=: the column with the number of trials per row"
+            )
+        if trials is not None and not fam.needs_trials:
+            raise SpecError(f"trials= is only for family='binomial', not {fam.name!r}")
         if lkj_eta <= 0:
             raise SpecError(f"lkj_eta must be positive, got {lkj_eta}")
         return cls(
@@ -79,6 +93,9 @@ class HierarchicalSpec:
             correlated=bool(correlated),
             lkj_eta=float(lkj_eta),
             priors=tuple(sorted(priors.items())),
+            family=fam.name,
+            trials=trials,
+            offset=offset,
         )
 
     def parameterization_of(self, term: str) -> str:

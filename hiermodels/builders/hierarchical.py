@@ -1,9 +1,9 @@
-"""Build the PyMC graph of a varying-intercepts / varying-slopes Gaussian regression.
+"""Build the PyMC graph of a varying-intercepts / varying-slopes regression.
 
-Model (Gelman & Hill 2007, ch. 13; BDA3 ch. 15)::
+Model (Gelman & Hill 2007, ch. 13-14; BDA3 ch. 15), for a family with link g::
 
-    y_i      ~ Normal(mu_i, sigma)
-    mu_i     = X_i beta + Z_i b_{g[i]}
+    y_i      ~ family(g^-1(eta_i), aux)         (e.g. Normal(eta_i, sigma))
+    eta_i    = X_i beta + Z_i b_{g[i]} + offset_i
     b_j      ~ MvNormal(0, S R S),   S = diag(tau_1..tau_q),  R ~ LKJ(eta)   (correlated)
     b_{j,t}  ~ Normal(0, tau_t)                                              (correlated=False)
     tau_t    ~ hyperprior(scale_t)
@@ -24,7 +24,8 @@ import pytensor.tensor as pt
 from hiermodels.builders.effects import effect_name, group_effect
 from hiermodels.data import INTERCEPT, GroupedData
 from hiermodels.errors import SpecError
-from hiermodels.priors import Exponential, Normal, Prior, resolve_hyperprior, stacked_dist
+from hiermodels.families import Family, get_family
+from hiermodels.priors import Normal, Prior, resolve_hyperprior, stacked_dist
 from hiermodels.spec import HierarchicalSpec
 
 __all__ = ["ResolvedPrior", "build_model", "check_spec", "resolve_priors", "sigma_name"]
@@ -46,11 +47,10 @@ class ResolvedPrior:
     rule: str
 
 
-def _scales(data: GroupedData) -> tuple[float, dict[str, float]]:
-    sd_y = float(np.std(data.y, ddof=1)) if len(data.y) > 1 else 1.0
-    sd_y = sd_y if sd_y > 0 else 1.0
+def _scales(data: GroupedData, family: Family) -> tuple[float, float, dict[str, float]]:
+    centre, sd_y = family.scale(data.y, data.trials, data.offset)
     sd_x = {t: 1.0 if t == INTERCEPT else float(np.std(data.column(t))) for t in data.terms}
-    return sd_y, sd_x
+    return centre, sd_y, sd_x
 
 
 def check_spec(data: GroupedData, spec: HierarchicalSpec) -> None:
@@ -70,7 +70,7 @@ def check_spec(data: GroupedData, spec: HierarchicalSpec) -> None:
                     "parameterization; give the same for all of "
                     f"{list(data.varying)} or pass correlated=False"
                 )
-    reserved = {RESIDUAL_SIGMA, data.group}
+    reserved = {RESIDUAL_SIGMA, "nu", "alpha", data.group}
     clash = [t for t in data.terms if t in reserved]
     if clash:
         raise SpecError(f"predictor name(s) {clash} clash with model names; rename the column(s)")
@@ -79,43 +79,52 @@ def check_spec(data: GroupedData, spec: HierarchicalSpec) -> None:
 def resolve_priors(data: GroupedData, spec: HierarchicalSpec) -> dict[str, ResolvedPrior]:
     """Every prior the model will use, resolved to numbers.
 
-    Data-scaled defaults (in the spirit of rstanarm and bambi), with ``s_y = sd(y)`` and
-    ``s_x = sd(x)`` for each predictor:
+    Data-scaled defaults (in the spirit of rstanarm and bambi), with ``s_x = sd(x)`` for each
+    predictor and ``s_y = sd(y)`` for the identity link, 1 for the logit and log links (see
+    :mod:`hiermodels.families`):
 
-    - ``Intercept ~ Normal(mean(y), sqrt((2.5 s_y)^2 + sum_x (2.5 s_y mean(x) / s_x)^2))``,
-      wide enough for the intercept at x = 0 when predictors are not centered;
+    - ``Intercept ~ Normal(c, sqrt((2.5 s_y)^2 + sum_x (2.5 s_y mean(x) / s_x)^2))``, with
+      ``c`` the link of the mean outcome (``mean(y)``, ``logit`` of the success rate, ``log``
+      of the rate per unit exposure), wide enough for the intercept at x = 0 when predictors
+      are not centered;
     - each coefficient ``~ Normal(0, 2.5 s_y / s_x)``;
-    - ``sigma ~ Exponential(mean = s_y)``;
+    - the family's auxiliary parameters: ``sigma ~ Exponential(mean = s_y)`` (gaussian,
+      student_t), ``nu ~ Gamma(2, 0.1)`` (student_t), ``alpha ~ HalfCauchy(1)``
+      (negative_binomial);
     - ``{term}|{group}_sigma ~ hyperprior(scale = s_y / s_x)`` (``s_x = 1`` for the intercept).
 
     Entries of ``spec.priors`` replace the default of the same name.
     """
     check_spec(data, spec)
-    sd_y, sd_x = _scales(data)
-    mean_y = float(np.mean(data.y))
+    family = get_family(spec.family)
+    centre, sd_y, sd_x = _scales(data, family)
     slopes = [t for t in data.terms if t != INTERCEPT]
     out: dict[str, ResolvedPrior] = {}
     spread = np.sqrt(
         (2.5 * sd_y) ** 2
         + sum((2.5 * sd_y * np.mean(data.column(t)) / sd_x[t]) ** 2 for t in slopes)
     )
+    link = "" if family.link == "identity" else f"{family.link} "
     out[INTERCEPT] = ResolvedPrior(
-        Normal(mean_y, float(spread)), "population intercept", "Normal(mean(y), 2.5 sd(y), widened)"
+        Normal(centre, float(spread)),
+        "population intercept",
+        f"Normal({link}mean outcome, 2.5 s_y, widened)",
     )
     for t in slopes:
         out[t] = ResolvedPrior(
             Normal(0.0, 2.5 * sd_y / sd_x[t]),
             "population coefficient",
-            "Normal(0, 2.5 sd(y)/sd(x))",
+            "Normal(0, 2.5 s_y/sd(x))",
         )
-    out[RESIDUAL_SIGMA] = ResolvedPrior(Exponential(sd_y), "residual SD", "Exponential(mean sd(y))")
+    for aux in family.aux:
+        out[aux.name] = ResolvedPrior(aux.default(sd_y), aux.role, aux.rule)
     for t in data.varying:
         scale = sd_y / sd_x[t]
         out[sigma_name(t, data.group)] = ResolvedPrior(
             resolve_hyperprior(spec.hyperprior, scale=scale),
             "group-level SD",
             f"hyperprior {spec.hyperprior if isinstance(spec.hyperprior, str) else 'given'}, "
-            f"scale sd(y)/sd(x) = {scale:.4g}",
+            f"scale s_y/sd(x) = {scale:.4g}",
         )
     user = dict(spec.priors)
     unknown = [k for k in user if k not in out]
@@ -141,6 +150,7 @@ def priors_frame(priors: dict[str, ResolvedPrior]) -> pd.DataFrame:
 
 def build_model(data: GroupedData, spec: HierarchicalSpec, priors: dict[str, ResolvedPrior]):
     """A new ``pm.Model`` for ``data`` under ``spec`` (pure: same inputs, same graph)."""
+    family = get_family(spec.family)
     group = data.group
     term_dim = f"{group}_term"
     coords = {
@@ -179,8 +189,10 @@ def build_model(data: GroupedData, spec: HierarchicalSpec, priors: dict[str, Res
                 )
         for t, b in effects.items():
             mu = mu + (b[idx] if t == INTERCEPT else b[idx] * data.column(t))
-        sigma = priors[RESIDUAL_SIGMA].prior.create(RESIDUAL_SIGMA)
-        pm.Normal(data.y_name, mu=mu, sigma=sigma, observed=data.y, dims="obs")
+        if data.offset is not None:
+            mu = mu + data.offset
+        aux = {a.name: priors[a.name].prior.create(a.name) for a in family.aux}
+        family.likelihood(data.y_name, mu, aux, data.y, data.trials, dims="obs")
     return model
 
 

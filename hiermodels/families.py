@@ -1,0 +1,230 @@
+"""Outcome families: likelihood, link, auxiliary parameters and data-scaled defaults, as data.
+
+Each :class:`Family` in :data:`FAMILIES` says how an outcome depends on the linear predictor
+``eta = X beta + Z b + offset`` and how to score and simulate it (numpy, for LOO and
+predictions). Default priors follow rstanarm's scheme (Gabry & Goodrich, *Prior
+distributions for rstanarm models*): coefficients get ``Normal(0, 2.5 s_y / s_x)`` where
+``s_y`` is ``sd(y)`` for the identity link and 1 for the logit and log links (one unit on the
+log-odds or log scale is already a large effect), and the intercept is centred on the link of
+the mean outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pymc as pm
+from scipy import special, stats
+
+from hiermodels.errors import DataError, SpecError, format_rows
+from hiermodels.priors import Exponential, Gamma, HalfCauchy, Prior
+
+__all__ = ["FAMILIES", "Family", "get_family"]
+
+
+@dataclass(frozen=True)
+class Aux:
+    """An auxiliary parameter of a family (a residual SD, degrees of freedom, dispersion)."""
+
+    name: str
+    role: str
+    default: Callable[[float], Prior]  # s_y -> prior
+    rule: str
+
+
+@dataclass(frozen=True)
+class Family:
+    """One outcome family; see the module docstring.
+
+    ``likelihood(name, eta, aux, y, trials)`` adds the observed variable to the model in
+    context; ``logpdf(y, eta, aux, trials)`` and ``sample(eta, aux, trials, rng)`` are the
+    numpy counterparts, broadcasting over draws; ``mean(eta, trials)`` is the expected outcome.
+    """
+
+    name: str
+    link: str
+    description: str
+    source: str
+    aux: tuple[Aux, ...]
+    likelihood: Callable
+    logpdf: Callable
+    sample: Callable
+    inverse_link: Callable[[np.ndarray], np.ndarray]
+    outcome: str  # "real", "binary", "count", "successes"
+    needs_trials: bool = False
+
+    def mean(self, eta, trials=None):
+        """E[y | eta]: the inverse link, times the trials for the binomial."""
+        mu = self.inverse_link(eta)
+        return mu * trials if self.needs_trials else mu
+
+    def scale(self, y, trials=None, offset=None) -> tuple[float, float]:
+        """(centre of the intercept on the link scale, s_y)."""
+        if self.link == "identity":
+            sd = float(np.std(y, ddof=1)) if len(y) > 1 else 1.0
+            return float(np.mean(y)), sd if sd > 0 else 1.0
+        if self.link == "logit":
+            n = trials if trials is not None else np.ones_like(y)
+            p = (y.sum() + 0.5) / (n.sum() + 1.0)  # never exactly 0 or 1
+            return float(special.logit(p)), 1.0
+        exposure = np.exp(offset).sum() if offset is not None else len(y)
+        return float(np.log((y.sum() + 0.5) / exposure)), 1.0
+
+    def check(self, y: np.ndarray, index, column: str, trials=None, trials_name=None) -> None:
+        """Raise :class:`DataError` naming the rows if ``y`` (and trials) cannot be this
+        family's outcome."""
+        if self.outcome == "real":
+            return
+        whole = np.equal(np.mod(y, 1), 0)
+        if self.outcome == "binary":
+            bad = ~np.isin(y, (0.0, 1.0))
+            need = "0 or 1 (bernoulli)"
+        elif self.outcome == "count":
+            bad = ~whole | (y < 0)
+            need = f"non-negative integer counts ({self.name})"
+        else:
+            bad = ~whole | (y < 0) | (y > trials)
+            need = f"integer successes between 0 and the trials column {trials_name!r}"
+        if bad.any():
+            raise DataError(
+                f"outcome column {column!r} has {int(bad.sum())} value(s) that are not {need} "
+                f"({format_rows(index[bad])}, e.g. {y[bad][0]:g}); fix those rows or choose "
+                "another family"
+            )
+
+
+def _gaussian_lik(name, eta, aux, y, trials, **kw):
+    return pm.Normal(name, mu=eta, sigma=aux["sigma"], observed=y, **kw)
+
+
+def _student_lik(name, eta, aux, y, trials, **kw):
+    return pm.StudentT(name, nu=aux["nu"], mu=eta, sigma=aux["sigma"], observed=y, **kw)
+
+
+def _bernoulli_lik(name, eta, aux, y, trials, **kw):
+    return pm.Bernoulli(name, logit_p=eta, observed=y, **kw)
+
+
+def _binomial_lik(name, eta, aux, y, trials, **kw):
+    return pm.Binomial(name, n=trials, logit_p=eta, observed=y, **kw)
+
+
+def _poisson_lik(name, eta, aux, y, trials, **kw):
+    return pm.Poisson(name, mu=pm.math.exp(eta), observed=y, **kw)
+
+
+def _negbin_lik(name, eta, aux, y, trials, **kw):
+    return pm.NegativeBinomial(name, mu=pm.math.exp(eta), alpha=aux["alpha"], observed=y, **kw)
+
+
+def _log_sigmoid(eta):
+    return -np.logaddexp(0.0, -eta)
+
+
+def _nbinom_p(mu, alpha):
+    # PyMC's NegativeBinomial(mu, alpha): var = mu + mu^2 / alpha = scipy's nbinom(n=alpha, p)
+    return alpha / (alpha + mu)
+
+
+SIGMA = Aux("sigma", "residual SD", lambda s: Exponential(s), "Exponential(mean s_y)")
+NU = Aux("nu", "Student-t degrees of freedom", lambda s: Gamma(2.0, 0.1), "Gamma(2, 0.1)")
+ALPHA = Aux(
+    "alpha",
+    "negative-binomial shape (var = mu + mu^2/alpha)",
+    lambda s: HalfCauchy(1.0),
+    "HalfCauchy(1), as bambi",
+)
+
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family(
+            "gaussian",
+            "identity",
+            "y ~ Normal(eta, sigma)",
+            "Gelman & Hill (2007), ch. 12",
+            (SIGMA,),
+            _gaussian_lik,
+            lambda y, eta, aux, trials: stats.norm.logpdf(y, eta, aux["sigma"]),
+            lambda eta, aux, trials, rng: rng.normal(eta, aux["sigma"]),
+            lambda eta: eta,
+            "real",
+        ),
+        Family(
+            "student_t",
+            "identity",
+            "y ~ StudentT(nu, eta, sigma): robust to outliers",
+            "Gelman & Hill (2007), §15.6; Juárez & Steel (2010) for the prior on nu",
+            (SIGMA, NU),
+            _student_lik,
+            lambda y, eta, aux, trials: stats.t.logpdf(y, aux["nu"], eta, aux["sigma"]),
+            lambda eta, aux, trials, rng: eta + aux["sigma"] * rng.standard_t(aux["nu"]),
+            lambda eta: eta,
+            "real",
+        ),
+        Family(
+            "bernoulli",
+            "logit",
+            "y ~ Bernoulli(logit^-1(eta)), y in {0, 1}",
+            "Gelman & Hill (2007), ch. 14",
+            (),
+            _bernoulli_lik,
+            lambda y, eta, aux, trials: np.where(y > 0, _log_sigmoid(eta), _log_sigmoid(-eta)),
+            lambda eta, aux, trials, rng: rng.binomial(1, special.expit(eta)),
+            special.expit,
+            "binary",
+        ),
+        Family(
+            "binomial",
+            "logit",
+            "y ~ Binomial(trials, logit^-1(eta)), y successes out of a trials column",
+            "Gelman & Hill (2007), §6.3; BDA3 §5.3 (rat tumors)",
+            (),
+            _binomial_lik,
+            lambda y, eta, aux, trials: stats.binom.logpmf(y, trials, special.expit(eta)),
+            lambda eta, aux, trials, rng: rng.binomial(trials.astype(int), special.expit(eta)),
+            special.expit,
+            "successes",
+            needs_trials=True,
+        ),
+        Family(
+            "poisson",
+            "log",
+            "y ~ Poisson(exp(eta)); an offset log(exposure) makes it a rate model",
+            "Gelman & Hill (2007), §6.2",
+            (),
+            _poisson_lik,
+            lambda y, eta, aux, trials: stats.poisson.logpmf(y, np.exp(eta)),
+            lambda eta, aux, trials, rng: rng.poisson(np.exp(eta)),
+            np.exp,
+            "count",
+        ),
+        Family(
+            "negative_binomial",
+            "log",
+            "y ~ NegativeBinomial(mean exp(eta), shape alpha): overdispersed counts",
+            "Gelman & Hill (2007), §6.2",
+            (ALPHA,),
+            _negbin_lik,
+            lambda y, eta, aux, trials: stats.nbinom.logpmf(
+                y, aux["alpha"], _nbinom_p(np.exp(eta), aux["alpha"])
+            ),
+            lambda eta, aux, trials, rng: rng.negative_binomial(
+                aux["alpha"], _nbinom_p(np.exp(eta), aux["alpha"])
+            ),
+            np.exp,
+            "count",
+        ),
+    )
+}
+
+
+def get_family(name: str | Family) -> Family:
+    """The :class:`Family` called ``name`` (or ``name`` itself if already a Family)."""
+    if isinstance(name, Family):
+        return name
+    if name not in FAMILIES:
+        raise SpecError(f"unknown family {name!r}; use one of {', '.join(FAMILIES)}")
+    return FAMILIES[name]
