@@ -123,6 +123,11 @@ def _log_sigmoid(eta):
     return -np.logaddexp(0.0, -eta)
 
 
+def _standard_t(nu, eta, rng):
+    # one draw per element of eta (numpy returns a single draw for a scalar nu)
+    return rng.standard_t(np.broadcast_to(nu, np.broadcast_shapes(np.shape(nu), np.shape(eta))))
+
+
 def _nbinom_p(mu, alpha):
     # PyMC's NegativeBinomial(mu, alpha): var = mu + mu^2 / alpha = scipy's nbinom(n=alpha, p)
     return alpha / (alpha + mu)
@@ -160,7 +165,7 @@ FAMILIES: dict[str, Family] = {
             (SIGMA, NU),
             _student_lik,
             lambda y, eta, aux, trials: stats.t.logpdf(y, aux["nu"], eta, aux["sigma"]),
-            lambda eta, aux, trials, rng: eta + aux["sigma"] * rng.standard_t(aux["nu"]),
+            lambda eta, aux, trials, rng: eta + aux["sigma"] * _standard_t(aux["nu"], eta, rng),
             lambda eta: eta,
             "real",
         ),

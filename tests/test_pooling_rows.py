@@ -7,7 +7,6 @@ from scipy import stats
 import hiermodels as hm
 from hiermodels.numerics.pooling import shrinkage
 
-
 mock_draws = pytest.mark.filterwarnings("ignore::hiermodels.errors.ConvergenceWarning")
 
 

@@ -1,0 +1,353 @@
+"""Parse lme4/brms-style mixed-model formulas into a plain description (no data, no PyMC).
+
+``"log_radon ~ floor + (1 + floor | county)"`` becomes a :class:`ParsedFormula` of column
+names. The grammar is formulae's: its scanner and parser build the syntax tree and its
+resolver applies the term algebra (``a/b`` nesting, ``0 +`` / ``- 1``, de-duplication). This
+module only splits the tree into the response, the population-level part and the group terms,
+because :func:`formulae.model_description` alone cannot keep them apart: it flattens
+``(1 + x | g)`` into ``(1 | g) + (x | g)`` (so the correlation block is lost), and it rejects
+``||`` (lme4) and ``y | trials(n)`` (brms).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from formulae import expr as ast
+from formulae.parser import Parser
+from formulae.resolver import Resolver
+from formulae.scanner import Scanner
+from formulae.terms import Call, Intercept, Model, Term, Variable
+from formulae.terms.call_resolver import LazyVariable
+from formulae.token import Token
+
+from hiermodels.errors import SpecError
+
+__all__ = ["GroupTerm", "ParsedFormula", "parse_formula"]
+
+_FIX = "create the column in the DataFrame first and use its name in the formula"
+
+
+@dataclass(frozen=True)
+class GroupTerm:
+    """One grouping factor and the terms that vary across its groups.
+
+    ``group`` is the factor's name; for nested ``a/b`` the inner one is ``"a:b"``, defined by
+    the combination of the ``factors`` columns. ``terms`` lists ``"Intercept"`` first when
+    present, then predictor names. ``correlated`` is False for lme4's ``||``.
+    """
+
+    group: str
+    factors: tuple[str, ...]
+    terms: tuple[str, ...]
+    correlated: bool
+
+
+@dataclass(frozen=True)
+class ParsedFormula:
+    """A mixed-model formula as column names.
+
+    ``trials`` is the ``n`` of brms' binomial ``y | trials(n)``; ``offset`` the column of an
+    ``offset(col)`` term. Predictors keep their order of appearance; a predictor that varies by
+    group but is missing from the population-level part stays only in its :class:`GroupTerm`.
+    """
+
+    formula: str
+    response: str
+    trials: str | None
+    intercept: bool
+    predictors: tuple[str, ...]
+    groups: tuple[GroupTerm, ...]
+    offset: str | None
+
+
+def parse_formula(formula: str) -> ParsedFormula:
+    """Parse an lme4/brms-style formula such as ``"y ~ x + (1 + x | g)"``.
+
+    Parameters
+    ----------
+    formula : str
+        ``response ~ population terms + (varying terms | group) + ...``. Supported: ``0 +`` and
+        ``- 1`` (no intercept, also inside a group term), ``(x | g)`` (implies the varying
+        intercept, as in lme4), ``||`` (uncorrelated), crossed ``(1 | a) + (1 | b)``, nested
+        ``(1 | a/b)`` and ``(1 | a:b)``, ``offset(col)``, and ``y | trials(n) ~ ...``.
+
+    Returns
+    -------
+    ParsedFormula
+
+    Raises
+    ------
+    SpecError
+        On a syntax error, a missing response, or an interaction or transformation
+        (``a:b``, ``a*b``, ``np.log(x)``), which this version does not support.
+
+    Examples
+    --------
+    >>> from hiermodels.formula import parse_formula
+    >>> f = parse_formula("log_radon ~ floor + log_uranium + (1 + floor | county)")
+    >>> f.response, f.intercept, f.predictors
+    ('log_radon', True, ('floor', 'log_uranium'))
+    >>> f.groups[0]
+    GroupTerm(group='county', factors=('county',), terms=('Intercept', 'floor'), correlated=True)
+    >>> [g.group for g in parse_formula("y ~ x + (1 | school/class)").groups]
+    ['school', 'school:class']
+    >>> parse_formula("y | trials(n) ~ 0 + x + (1 | g)").trials
+    'n'
+    """
+    tokens, double_pipes = _scan(formula)
+    tree = _parse(formula, tokens)
+    response, trials = _response(formula, tree.left, double_pipes)
+
+    blocks: list[ast.Binary] = []
+    population = _strip_group_terms(formula, tree.right, blocks)
+    intercept, predictors, offset = False, [], None
+    for term in _resolve(formula, population):
+        if isinstance(term, Intercept):
+            intercept = True
+        elif _is_offset(term):
+            if offset is not None:
+                raise _error(formula, "has more than one offset(); add them up into one column")
+            call = term.components[0].call
+            if len(call.args) != 1 or call.kwargs or not isinstance(call.args[0], LazyVariable):
+                raise _error(
+                    formula, f"has {term.name!r}; offset() takes one column name, so {_FIX}"
+                )
+            offset = call.args[0].name
+        elif isinstance(term, Term):
+            predictors.append(_column(formula, term, "population-level term"))
+    groups = [
+        group
+        for block in blocks
+        for group in _group_terms(formula, block, correlated=id(block.operator) not in double_pipes)
+    ]
+    return ParsedFormula(
+        formula=formula,
+        response=response,
+        trials=trials,
+        intercept=intercept,
+        predictors=tuple(predictors),
+        groups=tuple(groups),
+        offset=offset,
+    )
+
+
+def _error(formula: str, problem: str) -> SpecError:
+    return SpecError(f"formula {formula!r} {problem}")
+
+
+def _scan(formula: str) -> tuple[list[Token], set[int]]:
+    """Tokens of ``formula`` with each ``||`` merged into one ``|``, plus the merged ones' ids."""
+    if not isinstance(formula, str):
+        raise SpecError(f"formula must be a string like 'y ~ x + (1 | g)', not {formula!r}")
+    if not formula.strip():
+        raise _error(formula, "is empty; write it as 'response ~ predictors'")
+    try:
+        tokens = Scanner(formula).scan()
+    except Exception as exc:  # formulae raises bare Exception subclasses; re-word them for users
+        raise _error(formula, f"cannot be read: {exc}") from None
+    kinds = [token.kind for token in tokens]
+    if "TILDE" not in kinds:
+        raise _error(formula, "has no '~'; write it as 'response ~ predictors'")
+    if kinds[0] == "TILDE":
+        raise _error(formula, "has no response on the left of '~'")
+    # the scanner has inserted the implicit `1 +` right after `~`
+    if kinds[kinds.index("TILDE") + 3] == "EOF":
+        raise _error(formula, "has nothing right of '~'; write 'y ~ 1' for an intercept only")
+    # formulae has no `||`, so it scans as two pipes. lme4's `(x || g)` means the same terms as
+    # `(x | g)` with the correlations fixed at zero, so parse a single pipe and remember which
+    # tokens were doubled (Token defines __eq__, so identity is the only safe key).
+    merged: list[Token] = []
+    double_pipes: set[int] = set()
+    for token in tokens:
+        if token.kind == "PIPE" and merged and merged[-1].kind == "PIPE":
+            double_pipes.add(id(merged[-1]))
+        else:
+            merged.append(token)
+    return merged, double_pipes
+
+
+def _parse(formula: str, tokens: list[Token]) -> ast.Binary:
+    parser = Parser(tokens)
+    try:
+        tree = parser.parse()
+    except Exception as exc:  # formulae's ParseError and friends carry no position; add context
+        if parser.peek().kind == "EOF":
+            raise _error(formula, "ends too early: an operand or ')' is missing") from None
+        raise _error(formula, f"is not valid formula syntax: {exc}") from None
+    # formulae's parser stops at the first token it cannot place instead of failing
+    if not parser.at_end():
+        extra = parser.peek().lexeme
+        hint = "; group terms need parentheses: (x | g)" if extra == "|" else ""
+        raise _error(formula, f"is not valid formula syntax: unexpected {extra!r}{hint}")
+    if not (isinstance(tree, ast.Binary) and tree.operator.kind == "TILDE"):
+        raise _error(formula, "has no '~'; write it as 'response ~ predictors'")
+    return tree
+
+
+def _response(formula: str, lhs: object, double_pipes: set[int]) -> tuple[str, str | None]:
+    """The response column and, for brms' ``y | trials(n)``, the trials column."""
+    trials = None
+    if isinstance(lhs, ast.Binary) and lhs.operator.kind == "PIPE":
+        addition = lhs.right
+        callee = getattr(getattr(addition, "callee", None), "name", None)
+        if (
+            id(lhs.operator) in double_pipes
+            or not isinstance(addition, ast.Call)
+            or getattr(callee, "lexeme", None) != "trials"
+        ):
+            raise _error(
+                formula, "has an unsupported left-hand side; only 'y' and 'y | trials(n)' work"
+            )
+        if len(addition.args) != 1:
+            raise _error(formula, "needs exactly one column inside trials(), as in trials(n)")
+        trials = _single_column(formula, addition.args[0], "trials()")
+        lhs = lhs.left
+    return _single_column(formula, lhs, "response"), trials
+
+
+def _single_column(formula: str, node: object, where: str) -> str:
+    terms = _resolve(formula, node)
+    if len(terms) != 1 or not isinstance(terms[0], Term):
+        raise _error(formula, f"must have exactly one column as the {where}")
+    return _column(formula, terms[0], where)
+
+
+def _strip_group_terms(formula: str, node: object, blocks: list[ast.Binary]) -> object | None:
+    """Move the ``(terms | group)`` summands of ``node`` into ``blocks``; return what is left."""
+    if isinstance(node, ast.Binary) and node.operator.kind == "PIPE":
+        blocks.append(node)
+        for side in (node.left, node.right):
+            if _has_pipe(side):
+                raise _error(formula, "has a group term inside another group term")
+        return None
+    if isinstance(node, ast.Grouping):
+        inner = _strip_group_terms(formula, node.expression, blocks)
+        return None if inner is None else ast.Grouping(inner)
+    # A group term may be added, or stand left of a `-` as in `y ~ x + (1 | g) - 1`; anywhere
+    # else (`x:(1 | g)`, `x - (1 | g)`) formulae would silently drop it from the model.
+    if isinstance(node, ast.Binary) and node.operator.kind in ("PLUS", "MINUS"):
+        left = _strip_group_terms(formula, node.left, blocks)
+        if node.operator.kind == "PLUS":
+            right = _strip_group_terms(formula, node.right, blocks)
+        elif _has_pipe(node.right):
+            raise _error(formula, "subtracts a group term; group terms can only be added")
+        else:
+            right = node.right
+        if left is None or right is None:
+            return right if left is None else left
+        return ast.Binary(left, node.operator, right)
+    if _has_pipe(node):
+        raise _error(formula, "uses a group term ( | ) inside another term; add it with '+'")
+    return node
+
+
+def _has_pipe(node: object) -> bool:
+    if isinstance(node, ast.Binary):
+        return node.operator.kind == "PIPE" or _has_pipe(node.left) or _has_pipe(node.right)
+    if isinstance(node, ast.Grouping):
+        return _has_pipe(node.expression)
+    if isinstance(node, ast.Unary):
+        return _has_pipe(node.right)
+    if isinstance(node, ast.Call):
+        return any(_has_pipe(getattr(arg, "value", arg)) for arg in node.args)
+    return False
+
+
+def _resolve(formula: str, node: object) -> list[object]:
+    """formulae's term algebra on one part of the tree, as a flat list of terms."""
+    try:
+        resolved = Resolver(node).resolve()
+    except Exception as exc:  # formulae raises ValueError, TypeError, ResolverError, ...
+        raise _error(formula, f"cannot be interpreted: {exc}") from None
+    return list(resolved.common_terms) if isinstance(resolved, Model) else [resolved]
+
+
+def _column(formula: str, term: Term, where: str) -> str:
+    """The column name behind a single-variable term; anything else is a SpecError."""
+    if len(term.components) > 1:
+        raise _error(
+            formula,
+            f"has the interaction {term.name!r} as a {where}; interactions are not supported "
+            f"yet, so {_FIX}",
+        )
+    (component,) = term.components
+    if isinstance(component, Call):
+        raise _error(
+            formula,
+            f"has the transformation {term.name!r} as a {where}; transformations are not "
+            f"supported yet, so {_FIX}",
+        )
+    if (
+        not isinstance(component, Variable)
+        or not isinstance(component.name, str)
+        or component.reference is not None
+    ):
+        level = "" if getattr(component, "reference", None) is None else f"[{component.reference}]"
+        raise _error(formula, f"has '{term.name}{level}' as a {where}, which is not a column name")
+    return component.name
+
+
+def _is_offset(term: object) -> bool:
+    if not isinstance(term, Term) or len(term.components) != 1:
+        return False
+    (component,) = term.components
+    return isinstance(component, Call) and component.call.callee == "offset"
+
+
+def _group_terms(formula: str, block: ast.Binary, *, correlated: bool) -> list[GroupTerm]:
+    """One GroupTerm per grouping factor of ``(terms | factor)``; ``a/b`` gives two."""
+    _check_factor_syntax(formula, block.right)
+    factors = [_factor_columns(formula, term) for term in _resolve(formula, block.right)]
+    # lme4 adds the varying intercept unless `0 +` or `- 1` removes it: the same rule formulae's
+    # scanner applies to the whole right-hand side by inserting `1 +`, so insert it here too.
+    # formulae's own `|` cannot be used: `(x + 1 | g)` fails in it (Term + Intercept).
+    varying = _resolve(formula, _with_leading_one(block.left))
+    names = ["Intercept"] if any(isinstance(t, Intercept) for t in varying) else []
+    for term in varying:
+        if isinstance(term, Term):
+            group = ":".join(factors[0])
+            names.append(_column(formula, term, f"varying term of the group term for {group!r}"))
+    if not names:
+        raise _error(formula, "has a group term with nothing that varies, such as (0 | g)")
+    return [
+        GroupTerm(group=":".join(cols), factors=cols, terms=tuple(names), correlated=correlated)
+        for cols in factors
+    ]
+
+
+def _check_factor_syntax(formula: str, node: object) -> None:
+    # lme4 only expands `/` (nesting) and `:` (combination) right of the bar; formulae would also
+    # distribute `+` and `*`, which lme4 users do not mean
+    if isinstance(node, ast.Grouping):
+        _check_factor_syntax(formula, node.expression)
+    elif isinstance(node, ast.Binary) and node.operator.kind in ("COLON", "SLASH"):
+        _check_factor_syntax(formula, node.left)
+        _check_factor_syntax(formula, node.right)
+    elif not (
+        isinstance(node, ast.QuotedName) or (isinstance(node, ast.Variable) and node.level is None)
+    ):
+        if isinstance(node, ast.Binary | ast.Unary):
+            what = f"the operator {node.operator.lexeme!r}"
+        elif isinstance(node, ast.Call):
+            what = f"the transformation '{getattr(node.callee.name, 'lexeme', '?')}(...)'"
+        else:
+            what = "something other than a column name"
+        raise _error(
+            formula,
+            f"has {what} in a grouping factor; right of '|' only column names joined by "
+            "':' or '/' work, as in (1 | g), (1 | a:b) or (1 | a/b)",
+        )
+
+
+def _factor_columns(formula: str, term: object) -> tuple[str, ...]:
+    if not isinstance(term, Term):
+        raise _error(formula, "has a grouping factor that is not a column name")
+    return tuple(_column(formula, Term(c), "grouping factor") for c in term.components)
+
+
+def _with_leading_one(node: object) -> ast.Binary:
+    """``1 + node``, with the ``1`` as the leftmost operand so formulae adds it first."""
+    if isinstance(node, ast.Binary) and node.operator.kind in ("PLUS", "MINUS"):
+        return ast.Binary(_with_leading_one(node.left), node.operator, node.right)
+    return ast.Binary(ast.Literal(1, "1"), Token("PLUS", "+"), node)

@@ -1,0 +1,98 @@
+"""predict(): new rows, new groups, encodings and errors (mocked draws), then real fits."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hiermodels as hm
+
+pytestmark = pytest.mark.filterwarnings("ignore::hiermodels.errors.ConvergenceWarning")
+
+
+@pytest.fixture
+def fitted(mock_pymc_sample):
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame(
+        {
+            "y": rng.normal(size=60),
+            "x": rng.normal(size=60),
+            "kind": rng.choice(["a", "b", "c"], 60),
+            "g": np.repeat([f"g{j}" for j in range(6)], 10),
+        }
+    )
+    return df, hm.fit_hierarchical(
+        df, y="y", group="g", predictors=["x", "kind"], varying=["x"], draws=40
+    )
+
+
+def test_prediction_for_known_rows_equals_the_linear_predictor(fitted):
+    df, res = fitted
+    pred = res.predict(df)
+    np.testing.assert_allclose(pred.draws.values, res.linear_predictor())
+    summary = pred.summary()
+    assert list(summary.columns) == [
+        "g", "new_group", "mean", "sd", "median", "ci_low", "ci_high"
+    ]  # fmt: skip
+    assert not summary["new_group"].any()
+    assert (summary.index == df.index).all()
+
+
+def test_new_groups_population_zero_error(fitted):
+    _, res = fitted
+    new = pd.DataFrame({"g": ["g0", "zz", "zz", "yy"], "x": [0.5, 0.5, 0.5, 0.5], "kind": "b"})
+    pop = res.predict(new, random_seed=1)
+    assert pop.new_group.tolist() == [False, True, True, True]
+    draws = pop.draws.values
+    np.testing.assert_allclose(draws[..., 1], draws[..., 2])  # one effect per new group
+    assert not np.allclose(draws[..., 1], draws[..., 3])  # independent across new groups
+    zero = res.predict(new, new_groups="zero").draws.values
+    post = res.idata["posterior"]
+    expected = post["Intercept"] + 0.5 * post["x"] + post["kind[b]"]
+    np.testing.assert_allclose(zero[..., 1], expected.values)
+    with pytest.raises(hm.DataError, match=r"not seen in fitting: \['yy', 'zz'\] \(rows 1, 2, 3\)"):
+        res.predict(new, new_groups="error")
+
+
+def test_response_draws_add_noise(fitted):
+    df, res = fitted
+    mean = res.predict(df.head(3), kind="mean").draws.values
+    response = res.predict(df.head(3), kind="response", random_seed=0).draws.values
+    sigma = res.idata["posterior"]["sigma"].values[..., None]
+    z = (response - mean) / sigma
+    assert abs(z.mean()) < 0.2 and 0.8 < z.std() < 1.2
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.drop(columns="x"), r"column\(s\) 'x' not in the data"),
+        (lambda d: d.assign(kind="d"), r"categories not seen in fitting \(\['d'\]"),
+        (lambda d: d.assign(x=np.nan), "missing value"),
+    ],
+)
+def test_bad_new_data(fitted, change, message):
+    df, res = fitted
+    with pytest.raises(hm.DataError, match=message):
+        res.predict(change(df.head(4)))
+
+
+def test_bad_options(fitted):
+    df, res = fitted
+    with pytest.raises(hm.SpecError, match="kind must be one of"):
+        res.predict(df, kind="link")
+    with pytest.raises(hm.SpecError, match="new_groups must be one of"):
+        res.predict(df, new_groups="sample")
+
+
+@pytest.mark.slow
+def test_new_group_interval_wider_than_known_group_with_much_data(radon):
+    res = hm.fit_hierarchical(
+        radon, y="log_radon", group="county", predictors=["floor"], random_seed=5
+    )
+    new = pd.DataFrame({"county": ["HENNEPIN", "NOWHERE"], "floor": [0, 0]})
+    s = res.predict(new, random_seed=1).summary()
+    width = s["ci_high"] - s["ci_low"]
+    assert width.iloc[1] > 3 * width.iloc[0]  # 105 houses vs none
+    # the new county's spread is the population's: sd ~ sqrt(tau^2 + se(mu)^2)
+    tau = res.summary().loc["Intercept|county_sigma", "mean"]
+    assert s["sd"].iloc[1] == pytest.approx(tau, rel=0.25)
