@@ -8,6 +8,7 @@ from hiermodels.errors import (
     PriorWarning,
     SpecError,
 )
+from hiermodels.io import load
 from hiermodels.meta import effect_sizes_2x2, meta_analysis
 from hiermodels.meta_results import MetaAnalysisResult
 from hiermodels.models import HierarchicalModel, fit_hierarchical
@@ -31,6 +32,7 @@ __all__ = [
     "datasets",
     "effect_sizes_2x2",
     "fit_hierarchical",
+    "load",
     "meta_analysis",
     "priors",
 ]

@@ -251,6 +251,14 @@ class HierarchicalResult:
 
         return predict(self, data, kind=kind, new_groups=new_groups, random_seed=random_seed)
 
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, path):
+        """Write draws, spec, encoding, priors and version to a netCDF file (see
+        :mod:`hiermodels.io`); :func:`hiermodels.load` reads it back. Returns the path."""
+        from hiermodels.io import save
+
+        return save(self, path)
+
     def __repr__(self) -> str:
         d = self.data
         n_draws = self.idata["posterior"].sizes
