@@ -32,9 +32,21 @@ _FIX = "create the column in the DataFrame first and use its name in the formula
 class GroupTerm:
     """One grouping factor and the terms that vary across its groups.
 
-    ``group`` is the factor's name; for nested ``a/b`` the inner one is ``"a:b"``, defined by
-    the combination of the ``factors`` columns. ``terms`` lists ``"Intercept"`` first when
-    present, then predictor names. ``correlated`` is False for lme4's ``||``.
+    Attributes
+    ----------
+    group : str
+        The factor's name; for nested ``a/b`` the inner one is ``"a:b"``.
+    factors : tuple of str
+        The columns whose combination defines the groups: ``("a",)`` or ``("a", "b")``.
+    terms : tuple of str
+        ``"Intercept"`` first when present, then predictor names.
+    correlated : bool
+        False for lme4's ``||``, whose terms vary independently.
+
+    Examples
+    --------
+    >>> parse_formula("y ~ (1 + x || a:b)").groups
+    (GroupTerm(group='a:b', factors=('a', 'b'), terms=('Intercept', 'x'), correlated=False),)
     """
 
     group: str
@@ -45,11 +57,31 @@ class GroupTerm:
 
 @dataclass(frozen=True)
 class ParsedFormula:
-    """A mixed-model formula as column names.
+    """A mixed-model formula as column names, made by :func:`parse_formula`.
 
-    ``trials`` is the ``n`` of brms' binomial ``y | trials(n)``; ``offset`` the column of an
-    ``offset(col)`` term. Predictors keep their order of appearance; a predictor that varies by
-    group but is missing from the population-level part stays only in its :class:`GroupTerm`.
+    Attributes
+    ----------
+    formula : str
+        The formula as given.
+    response : str
+        The outcome column.
+    trials : str or None
+        The ``n`` of brms' binomial ``y | trials(n)``.
+    intercept : bool
+        Whether the population-level intercept is in (not after ``0 +`` or ``- 1``).
+    predictors : tuple of str
+        Population-level predictors in order of appearance. A predictor that only varies by
+        group stays only in its :class:`GroupTerm`.
+    groups : tuple of GroupTerm
+        One per grouping factor and group term, in order of appearance.
+    offset : str or None
+        The column of an ``offset(col)`` term.
+
+    Examples
+    --------
+    >>> f = parse_formula("deaths ~ 0 + age + offset(log_exposure)")
+    >>> f.response, f.intercept, f.predictors, f.offset
+    ('deaths', False, ('age',), 'log_exposure')
     """
 
     formula: str
@@ -105,17 +137,12 @@ def parse_formula(formula: str) -> ParsedFormula:
     for term in _resolve(formula, population):
         if isinstance(term, Intercept):
             intercept = True
-        elif _is_offset(term):
+        elif (column := _call_argument(formula, [term], "offset")) is not None:
             if offset is not None:
                 raise _error(formula, "has more than one offset(); add them up into one column")
-            call = term.components[0].call
-            if len(call.args) != 1 or call.kwargs or not isinstance(call.args[0], LazyVariable):
-                raise _error(
-                    formula, f"has {term.name!r}; offset() takes one column name, so {_FIX}"
-                )
-            offset = call.args[0].name
+            offset = column
         elif isinstance(term, Term):
-            predictors.append(_column(formula, term, "population-level term"))
+            predictors.append(_column(formula, [term], "population-level term"))
     groups = [
         group
         for block in blocks
@@ -187,30 +214,15 @@ def _parse(formula: str, tokens: list[Token]) -> ast.Binary:
 
 def _response(formula: str, lhs: object, double_pipes: set[int]) -> tuple[str, str | None]:
     """The response column and, for brms' ``y | trials(n)``, the trials column."""
-    trials = None
-    if isinstance(lhs, ast.Binary) and lhs.operator.kind == "PIPE":
-        addition = lhs.right
-        callee = getattr(getattr(addition, "callee", None), "name", None)
-        if (
-            id(lhs.operator) in double_pipes
-            or not isinstance(addition, ast.Call)
-            or getattr(callee, "lexeme", None) != "trials"
-        ):
-            raise _error(
-                formula, "has an unsupported left-hand side; only 'y' and 'y | trials(n)' work"
-            )
-        if len(addition.args) != 1:
-            raise _error(formula, "needs exactly one column inside trials(), as in trials(n)")
-        trials = _single_column(formula, addition.args[0], "trials()")
-        lhs = lhs.left
-    return _single_column(formula, lhs, "response"), trials
-
-
-def _single_column(formula: str, node: object, where: str) -> str:
-    terms = _resolve(formula, node)
-    if len(terms) != 1 or not isinstance(terms[0], Term):
-        raise _error(formula, f"must have exactly one column as the {where}")
-    return _column(formula, terms[0], where)
+    if not (isinstance(lhs, ast.Binary) and lhs.operator.kind == "PIPE"):
+        return _column(formula, _resolve(formula, lhs), "response"), None
+    # brms "addition terms" sit right of `|`; trials() is the one binomial models need
+    trials = _call_argument(formula, _resolve(formula, lhs.right), "trials")
+    if trials is None or id(lhs.operator) in double_pipes:
+        raise _error(
+            formula, "has an unsupported left-hand side; only 'y' and 'y | trials(n)' work"
+        )
+    return _column(formula, _resolve(formula, lhs.left), "response"), trials
 
 
 def _strip_group_terms(formula: str, node: object, blocks: list[ast.Binary]) -> object | None:
@@ -243,15 +255,11 @@ def _strip_group_terms(formula: str, node: object, blocks: list[ast.Binary]) -> 
 
 
 def _has_pipe(node: object) -> bool:
-    if isinstance(node, ast.Binary):
-        return node.operator.kind == "PIPE" or _has_pipe(node.left) or _has_pipe(node.right)
-    if isinstance(node, ast.Grouping):
-        return _has_pipe(node.expression)
-    if isinstance(node, ast.Unary):
-        return _has_pipe(node.right)
-    if isinstance(node, ast.Call):
-        return any(_has_pipe(getattr(arg, "value", arg)) for arg in node.args)
-    return False
+    if isinstance(node, ast.Binary) and node.operator.kind == "PIPE":
+        return True
+    children = [getattr(node, name, None) for name in ("left", "right", "expression")]
+    children += [getattr(arg, "value", arg) for arg in getattr(node, "args", ())]  # Assign: value
+    return any(_has_pipe(child) for child in children if child is not None)
 
 
 def _resolve(formula: str, node: object) -> list[object]:
@@ -263,20 +271,17 @@ def _resolve(formula: str, node: object) -> list[object]:
     return list(resolved.common_terms) if isinstance(resolved, Model) else [resolved]
 
 
-def _column(formula: str, term: Term, where: str) -> str:
+def _column(formula: str, terms: list[object], where: str) -> str:
     """The column name behind a single-variable term; anything else is a SpecError."""
-    if len(term.components) > 1:
+    if len(terms) != 1 or not isinstance(terms[0], Term):
+        raise _error(formula, f"must have exactly one column as the {where}")
+    term = terms[0]
+    component = term.components[0]
+    if len(term.components) > 1 or isinstance(component, Call):
+        kind = "interaction" if len(term.components) > 1 else "transformation"
         raise _error(
             formula,
-            f"has the interaction {term.name!r} as a {where}; interactions are not supported "
-            f"yet, so {_FIX}",
-        )
-    (component,) = term.components
-    if isinstance(component, Call):
-        raise _error(
-            formula,
-            f"has the transformation {term.name!r} as a {where}; transformations are not "
-            f"supported yet, so {_FIX}",
+            f"has the {kind} {term.name!r} as a {where}; {kind}s are not supported yet, so {_FIX}",
         )
     if (
         not isinstance(component, Variable)
@@ -288,17 +293,23 @@ def _column(formula: str, term: Term, where: str) -> str:
     return component.name
 
 
-def _is_offset(term: object) -> bool:
-    if not isinstance(term, Term) or len(term.components) != 1:
-        return False
-    (component,) = term.components
-    return isinstance(component, Call) and component.call.callee == "offset"
+def _call_argument(formula: str, terms: list[object], callee: str) -> str | None:
+    """``"x"`` if ``terms`` is the single call ``callee(x)``, such as ``offset(x)``; else None."""
+    if len(terms) != 1 or not isinstance(terms[0], Term) or len(terms[0].components) != 1:
+        return None
+    call = getattr(terms[0].components[0], "call", None)
+    if call is None or call.callee != callee:
+        return None
+    if len(call.args) != 1 or call.kwargs or not isinstance(call.args[0], LazyVariable):
+        raise _error(formula, f"needs one column name inside {callee}(); {_FIX}")
+    return call.args[0].name
 
 
 def _group_terms(formula: str, block: ast.Binary, *, correlated: bool) -> list[GroupTerm]:
     """One GroupTerm per grouping factor of ``(terms | factor)``; ``a/b`` gives two."""
     _check_factor_syntax(formula, block.right)
-    factors = [_factor_columns(formula, term) for term in _resolve(formula, block.right)]
+    # after that check, formulae resolves `a/b` to the terms `a` and `a:b`, all plain columns
+    factors = [tuple(c.name for c in term.components) for term in _resolve(formula, block.right)]
     # lme4 adds the varying intercept unless `0 +` or `- 1` removes it: the same rule formulae's
     # scanner applies to the whole right-hand side by inserting `1 +`, so insert it here too.
     # formulae's own `|` cannot be used: `(x + 1 | g)` fails in it (Term + Intercept).
@@ -307,7 +318,7 @@ def _group_terms(formula: str, block: ast.Binary, *, correlated: bool) -> list[G
     for term in varying:
         if isinstance(term, Term):
             group = ":".join(factors[0])
-            names.append(_column(formula, term, f"varying term of the group term for {group!r}"))
+            names.append(_column(formula, [term], f"varying term of the group term for {group!r}"))
     if not names:
         raise _error(formula, "has a group term with nothing that varies, such as (0 | g)")
     return [
@@ -327,23 +338,13 @@ def _check_factor_syntax(formula: str, node: object) -> None:
     elif not (
         isinstance(node, ast.QuotedName) or (isinstance(node, ast.Variable) and node.level is None)
     ):
-        if isinstance(node, ast.Binary | ast.Unary):
-            what = f"the operator {node.operator.lexeme!r}"
-        elif isinstance(node, ast.Call):
-            what = f"the transformation '{getattr(node.callee.name, 'lexeme', '?')}(...)'"
-        else:
-            what = "something other than a column name"
+        operator = getattr(getattr(node, "operator", None), "lexeme", None)
+        what = f"the operator {operator!r}" if operator else "something other than a column name"
         raise _error(
             formula,
             f"has {what} in a grouping factor; right of '|' only column names joined by "
             "':' or '/' work, as in (1 | g), (1 | a:b) or (1 | a/b)",
         )
-
-
-def _factor_columns(formula: str, term: object) -> tuple[str, ...]:
-    if not isinstance(term, Term):
-        raise _error(formula, "has a grouping factor that is not a column name")
-    return tuple(_column(formula, Term(c), "grouping factor") for c in term.components)
 
 
 def _with_leading_one(node: object) -> ast.Binary:
