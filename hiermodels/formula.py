@@ -1,12 +1,9 @@
-"""Parse lme4/brms-style mixed-model formulas into a plain description (no data, no PyMC).
+"""Parse lme4/brms-style mixed-model formulas into column names (no data, no PyMC).
 
-``"log_radon ~ floor + (1 + floor | county)"`` becomes a :class:`ParsedFormula` of column
-names. The grammar is formulae's: its scanner and parser build the syntax tree and its
-resolver applies the term algebra (``a/b`` nesting, ``0 +`` / ``- 1``, de-duplication). This
-module only splits the tree into the response, the population-level part and the group terms,
-because :func:`formulae.model_description` alone cannot keep them apart: it flattens
-``(1 + x | g)`` into ``(1 | g) + (x | g)`` (so the correlation block is lost), and it rejects
-``||`` (lme4) and ``y | trials(n)`` (brms).
+formulae's scanner and parser build the syntax tree and its resolver does the term algebra
+(``a/b``, ``0 +``, ``- 1``). This module only splits the tree into response, population part
+and group terms: :func:`formulae.model_description` flattens ``(1 + x | g)`` into ``(1 | g) +
+(x | g)``, losing the correlation block, and rejects ``||`` (lme4) and ``y | trials(n)`` (brms).
 """
 
 from __future__ import annotations
@@ -45,6 +42,7 @@ class GroupTerm:
 
     Examples
     --------
+    >>> from hiermodels.formula import parse_formula
     >>> parse_formula("y ~ (1 + x || a:b)").groups
     (GroupTerm(group='a:b', factors=('a', 'b'), terms=('Intercept', 'x'), correlated=False),)
     """
@@ -79,6 +77,7 @@ class ParsedFormula:
 
     Examples
     --------
+    >>> from hiermodels.formula import parse_formula
     >>> f = parse_formula("deaths ~ 0 + age + offset(log_exposure)")
     >>> f.response, f.intercept, f.predictors, f.offset
     ('deaths', False, ('age',), 'log_exposure')
@@ -183,7 +182,8 @@ def _scan(formula: str) -> tuple[list[Token], set[int]]:
         raise _error(formula, "has nothing right of '~'; write 'y ~ 1' for an intercept only")
     # formulae has no `||`, so it scans as two pipes. lme4's `(x || g)` means the same terms as
     # `(x | g)` with the correlations fixed at zero, so parse a single pipe and remember which
-    # tokens were doubled (Token defines __eq__, so identity is the only safe key).
+    # tokens were doubled (Token defines __eq__, so is unhashable; the ids stay valid because
+    # the caller keeps the token list, and with it the parse tree, alive).
     merged: list[Token] = []
     double_pipes: set[int] = set()
     for token in tokens:

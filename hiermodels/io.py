@@ -85,6 +85,7 @@ def save(result: HierarchicalResult, path) -> Path:
         "family": spec.family,
         "trials": spec.trials,
         "offset": spec.offset,
+        "formula": spec.formula,
     }
     encoding = {
         "y_name": d.y_name,
@@ -192,6 +193,7 @@ def _spec_from_json(s: dict) -> HierarchicalSpec:
         family=s["family"],
         trials=s["trials"],
         offset=s["offset"],
+        formula=s.get("formula"),
     )
 
 

@@ -16,7 +16,7 @@ from hiermodels.errors import PriorWarning
 from hiermodels.families import get_family
 from hiermodels.priors import Prior
 from hiermodels.results import HierarchicalResult
-from hiermodels.spec import HierarchicalSpec
+from hiermodels.spec import HierarchicalSpec, keywords_from_formula
 
 __all__ = ["HierarchicalModel", "fit_hierarchical"]
 
@@ -39,6 +39,12 @@ class HierarchicalModel:
     ----------
     data : pandas.DataFrame
         One row per observation. It is never modified.
+    formula : str, optional
+        lme4/brms style, e.g. ``"log_radon ~ floor + log_uranium + (1 + floor | county)"``;
+        ``(1 + x || g)`` for uncorrelated terms, ``y | trials(n) ~ ...`` for the binomial,
+        ``offset(log_exposure)``. It sets ``y``, ``group``, ``predictors``, ``varying``,
+        ``correlated``, ``trials`` and ``offset``, which must then not be given. One
+        grouping factor in this version.
     y : str
         Outcome column (numeric).
     group : str
@@ -83,9 +89,10 @@ class HierarchicalModel:
     def __init__(
         self,
         data: pd.DataFrame,
+        formula: str | None = None,
         *,
-        y: str,
-        group: str,
+        y: str | None = None,
+        group: str | None = None,
         predictors: Sequence[str] = (),
         varying: Sequence[str] = (),
         parameterization: str | Mapping[str, str] = "noncentered",
@@ -98,6 +105,7 @@ class HierarchicalModel:
         offset: str | None = None,
     ):
         self.data = data
+        self.formula = formula
         self.y = y
         self.group = group
         self.predictors = predictors
@@ -112,19 +120,23 @@ class HierarchicalModel:
         self.offset = offset
 
     def _prepare(self):
-        spec = HierarchicalSpec.from_user(
+        terms = keywords_from_formula(
+            self.formula,
             y=self.y,
             group=self.group,
             predictors=self.predictors,
             varying=self.varying,
+            correlated=self.correlated,
+            trials=self.trials,
+            offset=self.offset,
+        )
+        spec = HierarchicalSpec.from_user(
+            **terms,
             parameterization=self.parameterization,
             hyperprior=self.hyperprior,
-            correlated=self.correlated,
             lkj_eta=self.lkj_eta,
             priors=self.priors,
             family=self.family,
-            trials=self.trials,
-            offset=self.offset,
         )
         data = prepare(
             self.data,
@@ -207,9 +219,10 @@ class HierarchicalModel:
 
 def fit_hierarchical(
     data: pd.DataFrame,
+    formula: str | None = None,
     *,
-    y: str,
-    group: str,
+    y: str | None = None,
+    group: str | None = None,
     predictors: Sequence[str] = (),
     varying: Sequence[str] = (),
     parameterization: str | Mapping[str, str] = "noncentered",
@@ -244,6 +257,7 @@ def fit_hierarchical(
     """
     model = HierarchicalModel(
         data,
+        formula,
         y=y,
         group=group,
         predictors=predictors,

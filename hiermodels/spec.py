@@ -10,7 +10,7 @@ from hiermodels.errors import SpecError
 from hiermodels.families import get_family
 from hiermodels.priors import PRESETS, Prior
 
-__all__ = ["HierarchicalSpec"]
+__all__ = ["HierarchicalSpec", "keywords_from_formula"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class HierarchicalSpec:
     family: str = "gaussian"
     trials: str | None = None
     offset: str | None = None
+    formula: str | None = None
 
     @classmethod
     def from_user(
@@ -46,6 +47,7 @@ class HierarchicalSpec:
         family="gaussian",
         trials=None,
         offset=None,
+        formula=None,
     ) -> HierarchicalSpec:
         """Normalize user arguments (lists, dicts, single strings) into a spec, checking types."""
         if isinstance(predictors, str):
@@ -96,6 +98,7 @@ class HierarchicalSpec:
             family=fam.name,
             trials=trials,
             offset=offset,
+            formula=formula,
         )
 
     def parameterization_of(self, term: str) -> str:
@@ -103,3 +106,57 @@ class HierarchicalSpec:
         if isinstance(self.parameterization, str):
             return self.parameterization
         return dict(self.parameterization).get(term, "noncentered")
+
+
+def keywords_from_formula(formula: str | None, **keywords) -> dict:
+    """The keyword form (y, group, predictors, varying, correlated, trials, offset) of a
+    formula; without a formula, ``keywords`` as given (y and group required).
+
+    Both forms build the same :class:`HierarchicalSpec` (plus the formula text).
+    """
+    if formula is None:
+        if keywords["y"] is None or keywords["group"] is None:
+            raise SpecError("give a formula, or y= and group= (the outcome and grouping columns)")
+        return {**keywords, "formula": None}
+    from hiermodels.formula import parse_formula
+
+    given = [k for k in ("y", "group", "trials", "offset") if keywords[k] is not None]
+    given += [k for k in ("predictors", "varying") if keywords[k]]
+    if given:
+        raise SpecError(
+            f"{given} given together with a formula; the formula sets them, give one or the other"
+        )
+    parsed = parse_formula(formula)
+    if len(parsed.groups) != 1:
+        raise SpecError(
+            f"formula {formula!r} has {len(parsed.groups)} grouping terms "
+            f"({[g.group for g in parsed.groups]}); this version fits exactly one grouping factor"
+        )
+    (term,) = parsed.groups
+    if not parsed.intercept or "Intercept" not in term.terms:
+        raise SpecError(
+            f"formula {formula!r} removes an intercept; models without a population or a "
+            "varying intercept are not supported"
+        )
+    if len(term.factors) != 1:
+        raise SpecError(
+            f"grouping factor {term.group!r} combines columns {list(term.factors)}; create "
+            "one column with the combined label first"
+        )
+    slopes = [t for t in term.terms if t != "Intercept"]
+    missing = [t for t in slopes if t not in parsed.predictors]
+    if missing:
+        raise SpecError(
+            f"{missing} vary by {term.group!r} but have no population-level term; add them to "
+            f"the population part of {formula!r} (the population value is their mean slope)"
+        )
+    return {
+        "y": parsed.response,
+        "group": term.factors[0],
+        "predictors": list(parsed.predictors),
+        "varying": slopes,
+        "correlated": term.correlated if len(term.terms) > 1 else keywords["correlated"],
+        "trials": parsed.trials,
+        "offset": parsed.offset,
+        "formula": formula,
+    }
