@@ -34,6 +34,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_radon.py
 	$(BIN)/python benchmarks/bench_meta.py
+	$(BIN)/python benchmarks/bench_radon_ess.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
