@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 import pymc as pm
+import xarray as xr
 
 from hiermodels.builders.hierarchical import build_model, priors_frame, resolve_priors
 from hiermodels.data import prepare
@@ -164,6 +165,16 @@ class HierarchicalModel:
         """A new ``pm.Model`` each call."""
         data, spec, priors = self._prepare()
         return build_model(data, spec, priors)
+
+    def prior_predictive(self, draws: int = 500, *, random_seed=None) -> xr.DataTree:
+        """Draws from the prior and the prior predictive distribution, before fitting.
+
+        A DataTree with groups ``prior`` (every parameter) and ``prior_predictive`` (the
+        outcome, dims chain, draw, obs): check that the defaults give plausible outcomes.
+        """
+        model = self.build()
+        with model:
+            return pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
 
     def fit(
         self,

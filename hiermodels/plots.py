@@ -1,11 +1,11 @@
-"""Matplotlib plots: forest and funnel (meta-analysis), shrinkage arrows (pooling)."""
+"""Matplotlib plots: forest and funnel (meta-analysis), shrinkage arrows (pooling), PPC."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import stats
 
-__all__ = ["forest", "funnel", "shrinkage_arrows"]
+__all__ = ["forest", "funnel", "ppc_overlay", "shrinkage_arrows"]
 
 Z95 = 1.959963984540054
 
@@ -148,4 +148,48 @@ def shrinkage_arrows(comparison, *, term, path=None, ax=None, max_labels=30):
     ax.set_ylabel(term)
     ax.legend(loc="best", fontsize=8)
     ax.set_title("Shrinkage: no pooling → partial pooling, toward complete pooling", fontsize=10)
+    return _finish(fig, path)
+
+
+def ppc_overlay(result, *, path=None, n_draws=50, random_seed=None, ax=None):
+    """The usual posterior predictive overlay (Gabry et al. 2019, Fig. 6)."""
+    y = result.data.y
+    reps = np.asarray(result.ppc(random_seed)).reshape(-1, len(y))
+    rng = np.random.default_rng(random_seed)
+    reps = reps[rng.choice(len(reps), size=min(n_draws, len(reps)), replace=False)]
+    fig, ax = _figure(ax, (7, 4.5))
+    if result.family.outcome == "real":
+        edges = np.histogram_bin_edges(np.concatenate([y, reps.ravel()]), bins=40)
+        centres = (edges[:-1] + edges[1:]) / 2
+        for k, rep in enumerate(reps):
+            dens, _ = np.histogram(rep, edges, density=True)
+            ax.plot(
+                centres,
+                dens,
+                color="C0",
+                alpha=0.15,
+                lw=0.8,
+                label="replicated" if k == 0 else None,
+            )
+        dens, _ = np.histogram(y, edges, density=True)
+        ax.plot(centres, dens, color="black", lw=2, label="observed")
+        ax.set_ylabel("density")
+    else:
+        values = np.arange(0, int(max(y.max(), np.quantile(reps, 0.99))) + 1)
+        counts = (reps[:, :, None] == values).sum(axis=1)
+        low, mid, high = np.quantile(counts, [0.05, 0.5, 0.95], axis=0)
+        ax.bar(values, (y[:, None] == values).sum(axis=0), color="0.8", label="observed")
+        ax.errorbar(
+            values,
+            mid,
+            yerr=[mid - low, high - mid],
+            fmt="o",
+            color="C0",
+            ms=4,
+            label="replicated (median, 90%)",
+        )
+        ax.set_ylabel("number of rows")
+    ax.set_xlabel(result.data.y_name)
+    ax.legend(fontsize=8)
+    ax.set_title(f"Posterior predictive check ({result.family.name})", fontsize=10)
     return _finish(fig, path)

@@ -251,6 +251,29 @@ class HierarchicalResult:
 
         return predict(self, data, kind=kind, new_groups=new_groups, random_seed=random_seed)
 
+    # -- posterior predictive checks -------------------------------------------------------
+    def ppc(self, random_seed=None) -> xr.DataArray:
+        """Posterior predictive draws of the outcome for the fitted rows, dims
+        (chain, draw, obs): one replicated data set per posterior draw (BDA3 §6.3)."""
+        d = self.data
+        rng = np.random.default_rng(random_seed)
+        values = self.family.sample(self.linear_predictor(), self._aux_draws(), d.trials, rng)
+        post = self.idata["posterior"]
+        return xr.DataArray(
+            np.asarray(values, dtype=float),
+            dims=("chain", "draw", "obs"),
+            coords={"chain": post["chain"].values, "draw": post["draw"].values},
+            name=d.y_name,
+        )
+
+    def plot_ppc(self, path=None, *, n_draws: int = 50, random_seed=None, ax=None):
+        """Observed outcome against replicated data sets: densities for continuous outcomes,
+        frequencies with 90% intervals for counts and binary outcomes. Saves to ``path`` if
+        given; returns the matplotlib Figure."""
+        from hiermodels.plots import ppc_overlay
+
+        return ppc_overlay(self, path=path, n_draws=n_draws, random_seed=random_seed, ax=ax)
+
     # -- persistence ----------------------------------------------------------------------
     def save(self, path):
         """Write draws, spec, encoding, priors and version to a netCDF file (see
