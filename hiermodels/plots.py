@@ -69,7 +69,7 @@ def forest(result, *, path=None, prob=0.95, ax=None):
     ax.set_yticks([*rows, 1.0, 0.3])
     ax.set_yticklabels([*effects["study"], name, "new study"])
     ax.set_xlabel(f"{result.data.estimate} ({int(100 * prob)}% intervals)")
-    ax.legend(loc="best", fontsize=8)
+    ax.legend(loc="upper right", fontsize=8)
     ax.set_title(f"Forest plot ({result.method}; tau ~ {result.tau_prior})", fontsize=10)
     return _finish(fig, path)
 
@@ -146,7 +146,7 @@ def shrinkage_arrows(comparison, *, term, path=None, ax=None, max_labels=30):
     what = "standard error" if by_se else "number of rows"
     ax.set_xlabel(f"{comparison.group}, from least to most precise ({what})")
     ax.set_ylabel(term)
-    ax.legend(loc="best", fontsize=8)
+    ax.legend(loc="upper right", fontsize=8)
     ax.set_title("Shrinkage: no pooling → partial pooling, toward complete pooling", fontsize=10)
     return _finish(fig, path)
 
@@ -190,6 +190,6 @@ def ppc_overlay(result, *, path=None, n_draws=50, random_seed=None, ax=None):
         )
         ax.set_ylabel("number of rows")
     ax.set_xlabel(result.data.y_name)
-    ax.legend(fontsize=8)
+    ax.legend(loc="upper right", fontsize=8)  # "best" is slow (and warns) on big data
     ax.set_title(f"Posterior predictive check ({result.family.name})", fontsize=10)
     return _finish(fig, path)
