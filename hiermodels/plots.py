@@ -175,12 +175,22 @@ def ppc_overlay(result, *, path=None, n_draws=50, random_seed=None, ax=None):
         ax.plot(centres, dens, color="black", lw=2, label="observed")
         ax.set_ylabel("density")
     else:
-        values = np.arange(0, int(max(y.max(), np.quantile(reps, 0.99))) + 1)
-        counts = (reps[:, :, None] == values).sum(axis=1)
+        # one bar per value, or ~40 integer-aligned bins when the counts run high
+        upper = int(max(y.max(), np.quantile(reps, 0.99))) + 1
+        edges = np.unique(np.linspace(0, upper, min(upper, 40) + 1).round()).astype(int)
+        counts = np.array([np.histogram(rep, edges)[0] for rep in reps])
         low, mid, high = np.quantile(counts, [0.05, 0.5, 0.95], axis=0)
-        ax.bar(values, (y[:, None] == values).sum(axis=0), color="0.8", label="observed")
+        width = np.diff(edges)
+        ax.bar(
+            edges[:-1],
+            np.histogram(y, edges)[0],
+            width=width,
+            align="edge",
+            color="0.8",
+            label="observed",
+        )
         ax.errorbar(
-            values,
+            edges[:-1] + width / 2,
             mid,
             yerr=[mid - low, high - mid],
             fmt="o",
