@@ -63,6 +63,11 @@ class GroupedData:
         return self.X[:, self.terms.index(term)]
 
     @property
+    def first_rows(self) -> np.ndarray:
+        """Index of the first row of each group (where group-level values are read)."""
+        return _first_index(self.group_idx, self.n_groups)
+
+    @property
     def Z(self) -> np.ndarray:
         """(n, q) columns of ``X`` for the varying terms."""
         return self.X[:, [self.terms.index(t) for t in self.varying]]

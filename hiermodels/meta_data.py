@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,17 @@ class StudyData:
     @property
     def has_moderators(self) -> bool:
         return len(self.terms) > 1
+
+    def without(self, i: int) -> StudyData:
+        """The same data with study ``i`` left out (leave-one-out analyses)."""
+        keep = np.arange(self.k) != i
+        return replace(
+            self,
+            y=self.y[keep],
+            se=self.se[keep],
+            labels=tuple(np.asarray(self.labels)[keep]),
+            X=self.X[keep],
+        )
 
 
 def prepare_studies(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -201,14 +201,7 @@ class MetaAnalysisResult:
         d = self.data
         rows = []
         for i, label in enumerate(d.labels):
-            keep = np.arange(d.k) != i
-            sub = replace(
-                d,
-                y=d.y[keep],
-                se=d.se[keep],
-                labels=tuple(np.asarray(d.labels)[keep]),
-                X=d.X[keep],
-            )
+            sub = d.without(i)
             post = exact_fit(sub, mu_prior=self.mu_prior, tau_prior=self.tau_prior)
             beta, tau = post.beta_summary(prob), post.tau_summary(prob)
             fit = het.reml(sub.y, sub.se, sub.X if sub.has_moderators else None)

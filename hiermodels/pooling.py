@@ -25,6 +25,7 @@ import xarray as xr
 from scipy import stats
 
 from hiermodels.data import INTERCEPT, GroupedData
+from hiermodels.engines.exact import exact_fit
 from hiermodels.errors import SpecError
 from hiermodels.meta import meta_analysis
 from hiermodels.meta_data import StudyData
@@ -138,27 +139,31 @@ class PoolingComparison:
         the school's posterior mean at given tau.
         """
         means = {p: self.fits[p].summarize(0.95) for p in POOLINGS}
+        population = self._populations()
+        if self.kind == "study":
+            pooling_factor = self.partial.study_effects()["pooling_factor"].to_numpy()
         frames = []
         for term in self.terms:
             own, part, comp = (means[p][term]["mean"] for p in ("none", "partial", "complete"))
             frame = pd.DataFrame({"group": list(self.labels), "term": term})
             frame = pd.concat([frame, self.precision.reset_index(drop=True)], axis=1)
             frame["no_pooling"], frame["partial"], frame["complete"] = own, part, comp
-            frame["population"] = self._population(term)
+            frame["population"] = population[term]
             frame["moved"] = part - own
             frame["shrinkage"] = shrinkage(own, part, comp)
             if self.kind == "study":
-                frame["pooling_factor"] = self.partial.study_effects()["pooling_factor"].to_numpy()
+                frame["pooling_factor"] = pooling_factor
             frames.append(frame)
         return pd.concat(frames, ignore_index=True)
 
-    def _population(self, term: str) -> np.ndarray:
+    def _populations(self) -> dict[str, np.ndarray]:
+        """Per term, the value partial pooling pulls each group toward (posterior mean)."""
         partial = self.partial
         if self.kind == "study":
             mu = partial.summary().loc[partial.coefficient_names[0], "mean"]
-            return np.full(len(self.labels), float(mu))
-        effects = partial.group_effects()
-        return effects.loc[effects["term"] == term, "population"].to_numpy()
+            return {term: np.full(len(self.labels), float(mu)) for term in self.terms}
+        effects = partial.group_effects()  # one call: it refits the no-pooling regression
+        return {t: rows["population"].to_numpy() for t, rows in effects.groupby("term", sort=False)}
 
     # -- out-of-sample comparison ---------------------------------------------------------
     def loo(self, pooling: str):
@@ -484,17 +489,10 @@ def _loso_complete(y, se) -> np.ndarray:
 
 def _loso_partial(meta) -> np.ndarray:
     """log p(y_j | y_-j) for a new study under the hierarchical model, exactly."""
-    from dataclasses import replace
-
-    from hiermodels.engines.exact import exact_fit
-
     d = meta.data
     out = np.empty(d.k)
     for j in range(d.k):
-        keep = np.arange(d.k) != j
-        labels = tuple(np.asarray(d.labels)[keep])
-        sub = replace(d, y=d.y[keep], se=d.se[keep], labels=labels, X=d.X[keep])
-        post = exact_fit(sub, mu_prior=meta.mu_prior, tau_prior=meta.tau_prior)
+        post = exact_fit(d.without(j), mu_prior=meta.mu_prior, tau_prior=meta.tau_prior)
         out[j] = post.predictive_logpdf(d.y[j], d.se[j], d.X[j])
     return out
 
@@ -511,7 +509,7 @@ def _compare_rows(partial, *, rng, chains) -> PoolingComparison:
     complete = flat_prior_regression(d.y, d.X)
     # contrasts: group j's coefficient of each varying term, as c' beta
     none_c, complete_c = {}, {}
-    first_rows = np.array([np.flatnonzero(d.group_idx == j)[0] for j in range(J)])
+    first_rows = d.first_rows
     for k, t in enumerate(d.varying):
         c = np.zeros((J, none_design.shape[1]))
         c[np.arange(J), np.arange(J) * q + k] = 1.0

@@ -20,6 +20,7 @@ from hiermodels.builders.effects import effect_name
 from hiermodels.builders.hierarchical import sigma_name
 from hiermodels.data import INTERCEPT, numeric_column, require_columns, require_finite
 from hiermodels.errors import DataError, SpecError, format_rows
+from hiermodels.results import linear_predictor_draws
 
 __all__ = ["NEW_GROUPS", "Prediction", "predict"]
 
@@ -121,11 +122,6 @@ def predict(
     rng = np.random.default_rng(random_seed)
     post = result.idata["posterior"]
     chains, draws = post.sizes["chain"], post.sizes["draw"]
-    eta = np.zeros((chains, draws, len(data)))
-    if d.offset_name:
-        eta += numeric_column(data, d.offset_name, "offset")
-    for k, t in enumerate(d.terms):
-        eta += np.asarray(post[t])[..., None] * X[:, k]
     # group deviations: posterior draws for known groups, fresh population draws for new ones
     dev = np.zeros((chains, draws, len(data), len(d.varying)))
     old_rows = np.flatnonzero(~is_new)
@@ -138,8 +134,8 @@ def predict(
         which = {label: i for i, label in enumerate(new_labels)}
         rows = np.flatnonzero(is_new)
         dev[:, :, rows, :] = fresh[:, :, [which[label] for label in labels.iloc[rows]], :]
-    for q, t in enumerate(d.varying):
-        eta += dev[..., q] * X[:, d.terms.index(t)]
+    offset = numeric_column(data, d.offset_name, "offset") if d.offset_name else None
+    eta = linear_predictor_draws(post, d, X, dev, offset)
     trials = numeric_column(data, d.trials_name, "trials") if family.needs_trials else None
     if kind == "mean":
         values = family.mean(eta, trials)

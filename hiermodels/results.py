@@ -17,7 +17,7 @@ from hiermodels.families import Family, get_family
 from hiermodels.numerics.pooling import no_pooling_fit, shrinkage
 from hiermodels.spec import HierarchicalSpec
 
-__all__ = ["HierarchicalResult", "summarize_draws"]
+__all__ = ["HierarchicalResult", "linear_predictor_draws", "summarize_draws"]
 
 
 def summarize_draws(draws: dict[str, np.ndarray], prob: float = 0.95) -> pd.DataFrame:
@@ -47,6 +47,20 @@ def summarize_draws(draws: dict[str, np.ndarray], prob: float = 0.95) -> pd.Data
     table.index.name = "parameter"
     table.attrs["prob"] = prob
     return table
+
+
+def linear_predictor_draws(posterior, data: GroupedData, X, deviations, offset=None):
+    """``offset + X beta + sum_t deviations_t * X_t`` per draw: shape (chain, draw, n).
+
+    ``X`` has the columns ``data.terms``; ``deviations`` (chain, draw, n, q) the group
+    deviation of each row for each varying term. Shared by fitted rows and predictions.
+    """
+    eta = 0.0 if offset is None else offset
+    for k, t in enumerate(data.terms):
+        eta = eta + np.asarray(posterior[t])[..., None] * X[:, k]
+    for q, t in enumerate(data.varying):
+        eta = eta + deviations[..., q] * X[:, data.terms.index(t)]
+    return eta
 
 
 def _interval_columns(samples: np.ndarray, prob: float) -> dict[str, np.ndarray]:
@@ -123,14 +137,12 @@ class HierarchicalResult:
         deviations, on the link scale (the expected outcome for the gaussian family).
         """
         d = self.data
-        eta = 0.0 if d.offset is None else d.offset
-        for t in d.terms:
-            coef = self._posterior(t)[..., None]
-            eta = eta + (coef if t == INTERCEPT else coef * d.column(t))
-        for t in d.varying:
-            dev = self._posterior(effect_name(t, d.group))[..., d.group_idx]
-            eta = eta + (dev if t == INTERCEPT else dev * d.column(t))
-        return eta
+        post = self.idata["posterior"]
+        deviations = np.stack(
+            [np.asarray(post[effect_name(t, d.group)])[..., d.group_idx] for t in d.varying],
+            axis=-1,
+        )
+        return linear_predictor_draws(post, d, d.X, deviations, d.offset)
 
     def _aux_draws(self) -> dict[str, np.ndarray]:
         return {a.name: self._posterior(a.name)[..., None] for a in self.family.aux}
@@ -149,7 +161,7 @@ class HierarchicalResult:
         (Gelman & Hill 2007, §12.6). Arrays have shape (n_samples, n_groups).
         """
         d = self.data
-        first_rows = np.array([np.flatnonzero(d.group_idx == j)[0] for j in range(d.n_groups)])
+        first_rows = d.first_rows
         coef, target = {}, {}
         for t in d.varying:
             base = self._posterior(t).reshape(-1, 1) * np.ones(d.n_groups)
