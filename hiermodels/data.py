@@ -15,33 +15,78 @@ import pandas as pd
 
 from hiermodels.errors import DataError, SpecError, format_rows
 
-__all__ = ["INTERCEPT", "GroupedData", "prepare", "require_columns", "require_finite"]
+__all__ = [
+    "INTERCEPT",
+    "GroupFactor",
+    "GroupedData",
+    "factor_labels",
+    "prepare",
+    "require_columns",
+    "require_finite",
+]
 
 INTERCEPT = "Intercept"
 
 
 @dataclass(frozen=True, eq=False)
+class GroupFactor:
+    """One grouping factor: its levels, each row's level and the terms that vary by it.
+
+    Attributes
+    ----------
+    name : the factor's name: its column (``"county"``), or the columns joined by ``:`` for
+        a nested or combined factor (``"school:class"``, a class within its school).
+    columns : the data columns whose values, joined by ``:``, label a row's level.
+    levels : the sorted level labels.
+    idx : (n,) integer code of each row's level in ``levels``.
+    varying : the terms (columns of ``X``) that vary by this factor, ``Intercept`` first.
+    group_level : predictors that are constant within every level of this factor.
+    correlated : whether the deviations of several varying terms are correlated.
+    """
+
+    name: str
+    columns: tuple[str, ...]
+    levels: tuple[str, ...]
+    idx: np.ndarray
+    varying: tuple[str, ...]
+    group_level: tuple[str, ...] = ()
+    correlated: bool = True
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.levels)
+
+    @property
+    def n_obs(self) -> np.ndarray:
+        """Number of rows in each level, in the order of ``levels``."""
+        return np.bincount(self.idx, minlength=self.n_groups)
+
+    @property
+    def first_rows(self) -> np.ndarray:
+        """Index of the first row of each level (where group-level values are read)."""
+        return _first_index(self.idx, self.n_groups)
+
+
+@dataclass(frozen=True, eq=False)
 class GroupedData:
-    """Arrays for a model with one grouping factor.
+    """Arrays for a model with one or more grouping factors.
 
     Attributes
     ----------
     y : (n,) outcome.
     X : (n, p) population-level design; column ``terms[k]`` (``Intercept`` first).
-    group_idx : (n,) integer code of each row's group in ``levels``.
-    varying : names of the terms (columns of ``X``) that vary by group.
-    group_level : predictors that are constant within every group.
+    factors : the grouping factors, each with the terms that vary by it.
+
+    The single-factor shortcuts ``group``, ``levels``, ``group_idx``, ``varying``,
+    ``group_level``, ``n_groups``, ``n_obs``, ``first_rows`` and ``Z`` read the one factor
+    and raise :class:`SpecError` when there are several.
     """
 
     y: np.ndarray
     y_name: str
     X: np.ndarray
     terms: tuple[str, ...]
-    group: str
-    levels: tuple[str, ...]
-    group_idx: np.ndarray
-    varying: tuple[str, ...]
-    group_level: tuple[str, ...]
+    factors: tuple[GroupFactor, ...]
     row_labels: tuple[object, ...]
     predictors: tuple[str, ...] = ()
     categories: tuple[tuple[str, tuple[str, ...]], ...] = ()  # categorical predictor -> levels
@@ -50,26 +95,44 @@ class GroupedData:
     trials_name: str | None = None
     offset_name: str | None = None
 
-    @property
-    def n_groups(self) -> int:
-        return len(self.levels)
-
-    @property
-    def n_obs(self) -> np.ndarray:
-        """Number of rows in each group, in the order of ``levels``."""
-        return np.bincount(self.group_idx, minlength=self.n_groups)
-
     def column(self, term: str) -> np.ndarray:
         return self.X[:, self.terms.index(term)]
 
     @property
-    def first_rows(self) -> np.ndarray:
-        """Index of the first row of each group (where group-level values are read)."""
-        return _first_index(self.group_idx, self.n_groups)
+    def effects(self) -> tuple[tuple[GroupFactor, str], ...]:
+        """Every (factor, varying term) pair, in model order."""
+        return tuple((f, t) for f in self.factors for t in f.varying)
+
+    def factor_named(self, name: str) -> GroupFactor:
+        for f in self.factors:
+            if f.name == name:
+                return f
+        raise SpecError(
+            f"no grouping factor {name!r}; the model's factors are {[f.name for f in self.factors]}"
+        )
+
+    @property
+    def factor(self) -> GroupFactor:
+        """The one grouping factor (for what is defined for a single factor only)."""
+        if len(self.factors) != 1:
+            raise SpecError(
+                f"this needs a model with one grouping factor; this one has "
+                f"{[f.name for f in self.factors]}"
+            )
+        return self.factors[0]
+
+    group = property(lambda self: self.factor.name)
+    levels = property(lambda self: self.factor.levels)
+    group_idx = property(lambda self: self.factor.idx)
+    varying = property(lambda self: self.factor.varying)
+    group_level = property(lambda self: self.factor.group_level)
+    n_groups = property(lambda self: self.factor.n_groups)
+    n_obs = property(lambda self: self.factor.n_obs)
+    first_rows = property(lambda self: self.factor.first_rows)
 
     @property
     def Z(self) -> np.ndarray:
-        """(n, q) columns of ``X`` for the varying terms."""
+        """(n, q) columns of ``X`` for the varying terms of the one factor."""
         return self.X[:, [self.terms.index(t) for t in self.varying]]
 
 
@@ -167,32 +230,96 @@ def _expand_varying(varying: Sequence[str], predictors: Sequence[str], names: li
     return expanded
 
 
+def factor_labels(df: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
+    """Each row's level of a grouping factor: its column's values as text, or the values of
+    several columns joined by ``:`` (a class within its school is ``"s1:c2"``)."""
+    labels = df[columns[0]].astype(str)
+    for col in columns[1:]:
+        labels = labels + ":" + df[col].astype(str)
+    return labels
+
+
+def _encode_factor(df, grouping, terms, X, predictors, names) -> GroupFactor:
+    """Levels, row codes, varying terms and group-level predictors of one grouping factor."""
+    name, columns = grouping.name, tuple(grouping.columns)
+    labels = factor_labels(df, columns)
+    levels = tuple(sorted(labels.unique()))
+    if len(levels) < 2:
+        raise DataError(
+            f"grouping factor {name!r} has a single group ({levels[0]!r}); a hierarchical "
+            "model needs at least 2 groups per factor (drop this grouping term)"
+        )
+    idx = pd.Categorical(labels, categories=levels).codes.astype(np.int64)
+    varying = _expand_varying(grouping.varying, predictors, names)
+    first = _first_index(idx, len(levels))
+    group_level = []
+    for k, term in enumerate(terms[1:], start=1):
+        col = X[:, k]
+        within = np.zeros(len(levels))
+        np.maximum.at(within, idx, np.abs(col - col[first][idx]))
+        if np.all(within == 0):
+            group_level.append(term)
+    bad_varying = [t for t in varying if t in group_level]
+    if bad_varying:
+        raise SpecError(
+            f"term(s) {bad_varying} are constant within every {name!r} group, so their slope "
+            "cannot vary by group; keep them in predictors and remove them from the varying "
+            "terms of this grouping"
+        )
+    return GroupFactor(
+        name=name,
+        columns=columns,
+        levels=levels,
+        idx=idx,
+        varying=(INTERCEPT, *varying),
+        group_level=tuple(group_level),
+        correlated=bool(grouping.correlated),
+    )
+
+
 def prepare(
     df: pd.DataFrame,
     *,
     y: str,
-    group: str,
+    group: str | None = None,
     predictors: Sequence[str] = (),
     varying: Sequence[str] = (),
     trials: str | None = None,
     offset: str | None = None,
+    groups: Sequence | None = None,
 ) -> GroupedData:
-    """Validate ``df`` and encode it for a model with one grouping factor.
+    """Validate ``df`` and encode it for a model with one or more grouping factors.
 
-    The varying intercept is always included; ``varying`` lists the predictors whose slopes
-    also vary by group.
+    Either ``group`` (one grouping column, with the slopes of ``varying`` varying by it), or
+    ``groups``: :class:`~hiermodels.spec.Grouping` objects (name, columns, varying,
+    correlated), one per grouping factor. The varying intercept is always included.
     """
+    from hiermodels.spec import Grouping
+
+    if groups is None:
+        if group is None:
+            raise SpecError("give group= (the grouping column) or groups=")
+        groups = [Grouping(group, (group,), tuple(varying))]
     predictors = list(predictors)
-    varying = list(varying)
-    for name, values in (("predictors", predictors), ("varying", varying)):
-        dupes = sorted({v for v in values if values.count(v) > 1})
+    dupes = sorted({v for v in predictors if predictors.count(v) > 1})
+    if dupes:
+        raise SpecError(f"predictors lists {dupes} more than once; list each term once")
+    for g in groups:
+        dupes = sorted({v for v in g.varying if list(g.varying).count(v) > 1})
         if dupes:
-            raise SpecError(f"{name} lists {dupes} more than once; list each term once")
-    if y in predictors or group in predictors:
-        raise SpecError(f"predictors must not contain the outcome {y!r} or the group {group!r}")
+            raise SpecError(
+                f"the varying terms of {g.name!r} list {dupes} more than once; list each once"
+            )
+    group_columns = list(dict.fromkeys(c for g in groups for c in g.columns))
+    clash = [c for c in (y, *group_columns) if c in predictors]
+    if clash:
+        raise SpecError(
+            f"predictors must not contain the outcome or a grouping column ({clash}); "
+            "remove them from predictors"
+        )
     extra = [c for c in (trials, offset) if c is not None]
-    require_columns(df, [y, group, *predictors, *extra])
-    require_finite(df, [y, group, *predictors, *extra])
+    require_columns(df, [y, *group_columns, *predictors, *extra])
+    require_finite(df, [y, *group_columns, *predictors, *extra])
     y_values = numeric_column(df, y, "outcome")
     trials_values = offset_values = None
     if trials is not None:
@@ -205,45 +332,16 @@ def prepare(
     if offset is not None:
         offset_values = numeric_column(df, offset, "offset")
 
-    labels = df[group].astype(str)
-    levels = tuple(sorted(labels.unique()))
-    if len(levels) < 2:
-        raise DataError(
-            f"group column {group!r} has a single group ({levels[0]!r}); a hierarchical model "
-            "needs at least 2 groups (fit an ordinary regression instead)"
-        )
-    group_idx = pd.Categorical(labels, categories=levels).codes.astype(np.int64)
-
     names, design = encode_predictors(df, predictors)
-    varying_terms = _expand_varying(varying, predictors, names)
     X = np.column_stack([np.ones(len(df)), design])
     terms = (INTERCEPT, *names)
-
-    group_level = []
-    for k, name in enumerate(names, start=1):
-        col = X[:, k]
-        within = np.zeros(len(levels))
-        np.maximum.at(
-            within, group_idx, np.abs(col - col[_first_index(group_idx, len(levels))][group_idx])
-        )
-        if np.all(within == 0):
-            group_level.append(name)
-    bad_varying = [t for t in varying_terms if t in group_level]
-    if bad_varying:
-        raise SpecError(
-            f"term(s) {bad_varying} are constant within every {group!r} group, so their slope "
-            "cannot vary by group; keep them in predictors and remove them from varying"
-        )
+    factors = tuple(_encode_factor(df, g, terms, X, predictors, names) for g in groups)
     return GroupedData(
         y=y_values,
         y_name=y,
         X=X,
         terms=terms,
-        group=group,
-        levels=levels,
-        group_idx=group_idx,
-        varying=(INTERCEPT, *varying_terms),
-        group_level=tuple(group_level),
+        factors=factors,
         row_labels=tuple(df.index),
         predictors=tuple(predictors),
         categories=tuple(

@@ -4,12 +4,13 @@ The file is the result's ArviZ ``DataTree`` (posterior, sample_stats, ...) writt
 ``DataTree.to_netcdf``, plus:
 
 * a group ``hiermodels_data`` with the encoded data the result needs to summarize and predict:
-  ``y``, the design ``X`` (dims ``obs``, ``term``), ``group_idx`` and, when used, ``trials``
-  and ``offset``;
+  ``y``, the design ``X`` (dims ``obs``, ``term``), ``group_idx`` (dims ``obs``, ``factor``:
+  each row's level code per grouping factor) and, when used, ``trials`` and ``offset``;
 * root attributes: ``hiermodels_format`` (= ``"hiermodels.fit"``), ``hiermodels_format_version``,
   ``hiermodels_version``, and JSON strings ``hiermodels_spec`` (the keywords of the fit:
-  outcome, group, predictors, varying terms, family, parameterization, hyperprior, priors),
-  ``hiermodels_encoding`` (group levels, terms, categorical levels, group-level predictors)
+  outcome, grouping terms, predictors, family, parameterization, hyperprior, priors),
+  ``hiermodels_encoding`` (per grouping factor its columns, levels, varying terms and
+  group-level predictors; terms; categorical levels)
   and ``hiermodels_priors`` (every prior used, by name).
 
 Any netCDF reader sees the draws; :func:`load` rebuilds the result, including its PyMC model.
@@ -26,16 +27,17 @@ import xarray as xr
 
 from hiermodels import priors as priors_module
 from hiermodels.builders.hierarchical import ResolvedPrior, build_model
-from hiermodels.data import GroupedData
+from hiermodels.data import GroupedData, GroupFactor
 from hiermodels.errors import DataError, SpecError
 from hiermodels.priors import Prior
 from hiermodels.results import HierarchicalResult
-from hiermodels.spec import HierarchicalSpec
+from hiermodels.spec import Grouping, HierarchicalSpec
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "load", "save"]
 
 FORMAT = "hiermodels.fit"
-FORMAT_VERSION = 1  # bump when a file written now could not be read by the old loader
+FORMAT_VERSION = 2  # bump when a file written now could not be read by the old loader
+# 2: several grouping factors (spec "groups", encoding "factors", group_idx (obs, factor))
 DATA_GROUP = "hiermodels_data"
 
 
@@ -62,24 +64,32 @@ def save(result: HierarchicalResult, path) -> Path:
     variables = {
         "y": (("obs",), d.y),
         "X": (("obs", "term"), d.X),
-        "group_idx": (("obs",), d.group_idx),
+        "group_idx": (("obs", "factor"), np.column_stack([f.idx for f in d.factors])),
     }
     if d.trials is not None:
         variables["trials"] = (("obs",), d.trials)
     if d.offset is not None:
         variables["offset"] = (("obs",), d.offset)
-    data = xr.Dataset(variables, coords={"term": list(d.terms)})
+    data = xr.Dataset(
+        variables, coords={"term": list(d.terms), "factor": [f.name for f in d.factors]}
+    )
     hyperprior = spec.hyperprior
     spec_json = {
         "y": spec.y,
-        "group": spec.group,
+        "groups": [
+            {
+                "name": g.name,
+                "columns": list(g.columns),
+                "varying": list(g.varying),
+                "correlated": g.correlated,
+            }
+            for g in spec.groups
+        ],
         "predictors": list(spec.predictors),
-        "varying": list(spec.varying),
         "parameterization": spec.parameterization
         if isinstance(spec.parameterization, str)
         else dict(spec.parameterization),
         "hyperprior": hyperprior if isinstance(hyperprior, str) else _prior_to_json(hyperprior),
-        "correlated": spec.correlated,
         "lkj_eta": spec.lkj_eta,
         "priors": {k: _prior_to_json(v) for k, v in spec.priors},
         "family": spec.family,
@@ -90,10 +100,17 @@ def save(result: HierarchicalResult, path) -> Path:
     encoding = {
         "y_name": d.y_name,
         "terms": list(d.terms),
-        "group": d.group,
-        "levels": list(d.levels),
-        "varying": list(d.varying),
-        "group_level": list(d.group_level),
+        "factors": [
+            {
+                "name": f.name,
+                "columns": list(f.columns),
+                "levels": list(f.levels),
+                "varying": list(f.varying),
+                "group_level": list(f.group_level),
+                "correlated": f.correlated,
+            }
+            for f in d.factors
+        ],
         "predictors": list(d.predictors),
         "categories": {k: list(v) for k, v in d.categories},
         "trials_name": d.trials_name,
@@ -180,14 +197,15 @@ def _spec_from_json(s: dict) -> HierarchicalSpec:
     hyperprior = s["hyperprior"]
     return HierarchicalSpec(
         y=s["y"],
-        group=s["group"],
+        groups=tuple(
+            Grouping(g["name"], tuple(g["columns"]), tuple(g["varying"]), bool(g["correlated"]))
+            for g in s["groups"]
+        ),
         predictors=tuple(s["predictors"]),
-        varying=tuple(s["varying"]),
         parameterization=parameterization
         if isinstance(parameterization, str)
         else tuple(sorted(parameterization.items())),
         hyperprior=hyperprior if isinstance(hyperprior, str) else _prior_from_json(hyperprior),
-        correlated=bool(s["correlated"]),
         lkj_eta=float(s["lkj_eta"]),
         priors=tuple(sorted((k, _prior_from_json(v)) for k, v in s["priors"].items())),
         family=s["family"],
@@ -203,11 +221,18 @@ def _data_from_tree(ds: xr.Dataset, e: dict) -> GroupedData:
         y_name=e["y_name"],
         X=np.asarray(ds["X"], dtype=float),
         terms=tuple(e["terms"]),
-        group=e["group"],
-        levels=tuple(e["levels"]),
-        group_idx=np.asarray(ds["group_idx"], dtype=np.int64),
-        varying=tuple(e["varying"]),
-        group_level=tuple(e["group_level"]),
+        factors=tuple(
+            GroupFactor(
+                name=f["name"],
+                columns=tuple(f["columns"]),
+                levels=tuple(f["levels"]),
+                idx=np.asarray(ds["group_idx"], dtype=np.int64)[:, k],
+                varying=tuple(f["varying"]),
+                group_level=tuple(f["group_level"]),
+                correlated=bool(f["correlated"]),
+            )
+            for k, f in enumerate(e["factors"])
+        ),
         row_labels=tuple(e["row_labels"]),
         predictors=tuple(e["predictors"]),
         categories=tuple((k, tuple(v)) for k, v in e["categories"].items()),

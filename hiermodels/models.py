@@ -10,7 +10,13 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
-from hiermodels.builders.hierarchical import build_model, priors_frame, resolve_priors
+from hiermodels.builders.effects import effect_name
+from hiermodels.builders.hierarchical import (
+    build_model,
+    priors_frame,
+    resolve_priors,
+    sigma_name,
+)
 from hiermodels.data import prepare
 from hiermodels.engines.mcmc import sample_checked
 from hiermodels.errors import PriorWarning
@@ -44,19 +50,22 @@ class HierarchicalModel:
         lme4/brms style, e.g. ``"log_radon ~ floor + log_uranium + (1 + floor | county)"``;
         ``(1 + x || g)`` for uncorrelated terms, ``y | trials(n) ~ ...`` for the binomial,
         ``offset(log_exposure)``. It sets ``y``, ``group``, ``predictors``, ``varying``,
-        ``correlated``, ``trials`` and ``offset``, which must then not be given. One
-        grouping factor in this version.
+        ``correlated``, ``trials`` and ``offset``, which must then not be given. Several
+        grouping terms: crossed ``(1 | item) + (1 | rater)``, nested ``(1 | school/class)``
+        (= ``(1 | school) + (1 | school:class)``, a class within its school).
     y : str
         Outcome column (numeric).
-    group : str
-        Grouping column; its name is also the group dim of the PyMC model.
+    group : str or list of str
+        Grouping column; its name is also the group dim of the PyMC model. A list gives
+        crossed factors, each with a varying intercept and the slopes in ``varying``.
     predictors : sequence of str
         Population-level predictors (numeric, or categorical coded as treatment dummies
         ``col[level]``).
     varying : sequence of str
         Predictors whose slopes also vary by group.
     parameterization : {"noncentered", "centered"} or dict
-        For the whole model or per varying term (``{"floor": "centered"}``; unnamed terms stay
+        For the whole model or per varying term (``{"floor": "centered"}``, or
+        ``{"floor|county": "centered"}`` for one grouping factor only; unnamed terms stay
         non-centered). Correlated terms must share one parameterization.
     hyperprior : str or Prior
         A key of :data:`hiermodels.priors.PRESETS`, scaled by ``sd(y) / sd(x)`` per term, or a
@@ -93,7 +102,7 @@ class HierarchicalModel:
         formula: str | None = None,
         *,
         y: str | None = None,
-        group: str | None = None,
+        group: str | Sequence[str] | None = None,
         predictors: Sequence[str] = (),
         varying: Sequence[str] = (),
         parameterization: str | Mapping[str, str] = "noncentered",
@@ -142,9 +151,8 @@ class HierarchicalModel:
         data = prepare(
             self.data,
             y=spec.y,
-            group=spec.group,
+            groups=spec.groups,
             predictors=spec.predictors,
-            varying=spec.varying,
             trials=spec.trials,
             offset=spec.offset,
         )
@@ -209,14 +217,18 @@ class HierarchicalModel:
             For hyperpriors known to misbehave (inverse-gamma; flat with < 4 groups).
         """
         data, spec, priors = self._prepare()
-        for resolved in priors.values():
-            message = resolved.prior.warning(data.n_groups)
+        for f, t in data.effects:
+            message = priors[sigma_name(t, f.name)].prior.warning(f.n_groups)
             if message:
                 warnings.warn(message, PriorWarning, stacklevel=2)
         model = build_model(data, spec, priors)
         idata, messages = sample_checked(
             model,
-            centered=[t for t in data.varying if spec.parameterization_of(t) == "centered"],
+            centered=[
+                effect_name(t, f.name)
+                for f, t in data.effects
+                if spec.parameterization_of(t, f.name) == "centered"
+            ],
             draws=draws,
             tune=tune,
             chains=chains,
@@ -233,7 +245,7 @@ def fit_hierarchical(
     formula: str | None = None,
     *,
     y: str | None = None,
-    group: str | None = None,
+    group: str | Sequence[str] | None = None,
     predictors: Sequence[str] = (),
     varying: Sequence[str] = (),
     parameterization: str | Mapping[str, str] = "noncentered",

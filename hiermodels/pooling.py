@@ -383,6 +383,11 @@ def compare_pooling(
         )
     if y is None or group is None:
         raise SpecError("row-level data need both y= and group=")
+    if not isinstance(group, str):
+        raise SpecError(
+            f"compare_pooling takes one grouping column, got group={group!r}: no pooling is "
+            "defined per level of a single factor"
+        )
     partial = HierarchicalModel(
         data,
         y=y,

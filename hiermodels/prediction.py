@@ -5,7 +5,8 @@ posterior draw gets a fresh deviation from the population distribution,
 ``b_new ~ MvNormal(0, S R S)`` with that draw's SDs and correlations (Gelman & Hill 2007,
 §12.8; BDA3 §5.3's posterior predictive for a new group), one per new group label, shared by
 that group's rows. This is what makes an interval for a new group wider than for a
-well-measured known one.
+well-measured known one. With several grouping factors this is done factor by factor: a new
+class in a known school keeps its school's deviation and gets a fresh class deviation.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ import xarray as xr
 
 from hiermodels.builders.effects import effect_name
 from hiermodels.builders.hierarchical import sigma_name
-from hiermodels.data import INTERCEPT, numeric_column, require_columns, require_finite
+from hiermodels.data import (
+    INTERCEPT,
+    factor_labels,
+    numeric_column,
+    require_columns,
+    require_finite,
+)
 from hiermodels.errors import DataError, SpecError, format_rows
 from hiermodels.results import linear_predictor_draws
 
@@ -37,21 +44,28 @@ class Prediction:
     draws : xarray.DataArray
         Dims ``(chain, draw, row)``; ``row`` is the index of the new DataFrame.
     kind : "mean" (expected outcome) or "response" (a new observation).
-    new_group : (n_rows,) bool, whether each row's group was not seen in fitting.
+    groups : DataFrame with each row's level of every grouping factor (one column each).
+    new_levels : DataFrame of bools, whether that level was not seen in fitting.
+    new_group : (n_rows,) bool, whether any of the row's levels was not seen in fitting.
     """
 
     draws: xr.DataArray
     kind: str
-    group: pd.Series
-    new_group: np.ndarray
+    groups: pd.DataFrame
+    new_levels: pd.DataFrame
+
+    @property
+    def new_group(self) -> np.ndarray:
+        return self.new_levels.any(axis=1).to_numpy()
 
     def summary(self, prob: float = 0.95) -> pd.DataFrame:
-        """One row per new row: group, new_group, mean, sd, median, ci_low, ci_high."""
+        """One row per new row: the level of each grouping factor, new_group (any level
+        unseen), mean, sd, median, ci_low, ci_high."""
         values = np.asarray(self.draws).reshape(-1, self.draws.sizes["row"])
         tail = (1 - prob) / 2
         table = pd.DataFrame(
             {
-                self.group.name: self.group.to_numpy(),
+                **{name: self.groups[name].to_numpy() for name in self.groups.columns},
                 "new_group": self.new_group,
                 "mean": values.mean(axis=0),
                 "sd": values.std(axis=0, ddof=1),
@@ -59,7 +73,7 @@ class Prediction:
                 "ci_low": np.quantile(values, tail, axis=0),
                 "ci_high": np.quantile(values, 1 - tail, axis=0),
             },
-            index=self.group.index,
+            index=self.groups.index,
         )
         table.attrs["prob"] = prob
         return table
@@ -101,7 +115,8 @@ def predict(
     if new_groups not in NEW_GROUPS:
         raise SpecError(f"new_groups must be one of {NEW_GROUPS}, got {new_groups!r}")
     d, family = result.data, result.family
-    needed = [d.group, *d.predictors]
+    columns = list(dict.fromkeys(c for f in d.factors for c in f.columns))
+    needed = [*columns, *d.predictors]
     if d.offset_name:
         needed.append(d.offset_name)
     if family.needs_trials:
@@ -109,31 +124,47 @@ def predict(
     require_columns(data, needed)
     require_finite(data, needed)
     X = _design(result, data)
-    labels = data[d.group].astype(str)
-    known = {label: j for j, label in enumerate(d.levels)}
-    is_new = ~labels.isin(list(known)).to_numpy()
-    if is_new.any() and new_groups == "error":
+    labels = pd.DataFrame({f.name: factor_labels(data, f.columns) for f in d.factors})
+    new_levels = pd.DataFrame(
+        {f.name: ~labels[f.name].isin(f.levels) for f in d.factors}, index=data.index
+    )
+    if new_levels.to_numpy().any() and new_groups == "error":
+        unseen = "; ".join(
+            f"grouping factor {f.name!r} has level(s) not seen in fitting: "
+            f"{sorted(labels[f.name][new_levels[f.name]].unique())} "
+            f"({format_rows(data.index[new_levels[f.name].to_numpy()])})"
+            for f in d.factors
+            if new_levels[f.name].any()
+        )
         raise DataError(
-            f"group column {d.group!r} has label(s) not seen in fitting: "
-            f"{sorted(labels[is_new].unique())} ({format_rows(data.index[is_new])}); use "
+            f"{unseen}; use "
             "new_groups='population' to draw their effects from the population distribution "
             "or 'zero' to predict at the population mean"
         )
     rng = np.random.default_rng(random_seed)
     post = result.idata["posterior"]
     chains, draws = post.sizes["chain"], post.sizes["draw"]
-    # group deviations: posterior draws for known groups, fresh population draws for new ones
-    dev = np.zeros((chains, draws, len(data), len(d.varying)))
-    old_rows = np.flatnonzero(~is_new)
-    old_idx = np.array([known[label] for label in labels.iloc[old_rows]], dtype=int)
-    for q, t in enumerate(d.varying):
-        dev[:, :, old_rows, q] = np.asarray(post[effect_name(t, d.group)])[..., old_idx]
-    if is_new.any() and new_groups == "population":
-        new_labels = sorted(labels[is_new].unique())
-        fresh = _population_draws(result, len(new_labels), rng)  # (chain, draw, n_new, q)
-        which = {label: i for i, label in enumerate(new_labels)}
-        rows = np.flatnonzero(is_new)
-        dev[:, :, rows, :] = fresh[:, :, [which[label] for label in labels.iloc[rows]], :]
+    # deviations per (factor, term): posterior draws for known levels, fresh population
+    # draws (one per new level, shared by its rows) for new ones
+    dev = np.zeros((chains, draws, len(data), len(d.effects)))
+    start = 0
+    for f in d.factors:
+        block = slice(start, start + len(f.varying))
+        start = block.stop
+        is_new = new_levels[f.name].to_numpy()
+        old_rows = np.flatnonzero(~is_new)
+        known = {label: j for j, label in enumerate(f.levels)}
+        old_idx = np.array([known[label] for label in labels[f.name].iloc[old_rows]], dtype=int)
+        for q, t in enumerate(f.varying):
+            effect = np.asarray(post[effect_name(t, f.name)])
+            dev[:, :, old_rows, block.start + q] = effect[..., old_idx]
+        if is_new.any() and new_groups == "population":
+            new_labels = sorted(labels[f.name][is_new].unique())
+            fresh = _population_draws(post, f, len(new_labels), rng)  # (chain, draw, n_new, q)
+            which = {label: i for i, label in enumerate(new_labels)}
+            rows = np.flatnonzero(is_new)
+            picked = [which[label] for label in labels[f.name].iloc[rows]]
+            dev[:, :, rows, block] = fresh[:, :, picked, :]
     offset = numeric_column(data, d.offset_name, "offset") if d.offset_name else None
     eta = linear_predictor_draws(post, d, X, dev, offset)
     trials = numeric_column(data, d.trials_name, "trials") if family.needs_trials else None
@@ -148,17 +179,16 @@ def predict(
         coords={"chain": post["chain"].values, "draw": post["draw"].values, "row": data.index},
         name=f"{d.y_name}_{kind}",
     )
-    return Prediction(draws_da, kind, data[d.group].rename(d.group), is_new)
+    return Prediction(draws_da, kind, labels, new_levels)
 
 
-def _population_draws(result, n_new: int, rng) -> np.ndarray:
-    """(chain, draw, n_new, q) group deviations drawn from each draw's population."""
-    d = result.data
-    post = result.idata["posterior"]
-    sds = np.stack([np.asarray(post[sigma_name(t, d.group)]) for t in d.varying], axis=-1)
+def _population_draws(post, f, n_new: int, rng) -> np.ndarray:
+    """(chain, draw, n_new, q) deviations of new levels of factor ``f``, drawn from each
+    posterior draw's population distribution."""
+    sds = np.stack([np.asarray(post[sigma_name(t, f.name)]) for t in f.varying], axis=-1)
     chains, draws, q = sds.shape
     z = rng.standard_normal((chains, draws, n_new, q))
-    corr_name = f"{d.group}_corr"
+    corr_name = f"{f.name}_corr"
     if q > 1 and corr_name in post:
         chol = np.linalg.cholesky(np.asarray(post[corr_name]))  # (chain, draw, q, q)
         z = np.einsum("cdij,cdnj->cdni", chol, z)

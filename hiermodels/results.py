@@ -12,7 +12,7 @@ import xarray as xr
 
 from hiermodels.builders.effects import effect_name
 from hiermodels.builders.hierarchical import ResolvedPrior, sigma_name
-from hiermodels.data import INTERCEPT, GroupedData
+from hiermodels.data import INTERCEPT, GroupedData, GroupFactor
 from hiermodels.families import Family, get_family
 from hiermodels.numerics.pooling import no_pooling_fit, shrinkage
 from hiermodels.spec import HierarchicalSpec
@@ -50,16 +50,17 @@ def summarize_draws(draws: dict[str, np.ndarray], prob: float = 0.95) -> pd.Data
 
 
 def linear_predictor_draws(posterior, data: GroupedData, X, deviations, offset=None):
-    """``offset + X beta + sum_t deviations_t * X_t`` per draw: shape (chain, draw, n).
+    """``offset + X beta + sum_(f, t) deviations_(f, t) * X_t`` per draw: (chain, draw, n).
 
-    ``X`` has the columns ``data.terms``; ``deviations`` (chain, draw, n, q) the group
-    deviation of each row for each varying term. Shared by fitted rows and predictions.
+    ``X`` has the columns ``data.terms``; ``deviations`` (chain, draw, n, len(data.effects))
+    the deviation of each row's level for each (factor, varying term) pair of
+    ``data.effects``. Shared by fitted rows and predictions.
     """
     eta = 0.0 if offset is None else offset
     for k, t in enumerate(data.terms):
         eta = eta + np.asarray(posterior[t])[..., None] * X[:, k]
-    for q, t in enumerate(data.varying):
-        eta = eta + deviations[..., q] * X[:, data.terms.index(t)]
+    for e, (_, t) in enumerate(data.effects):
+        eta = eta + deviations[..., e] * X[:, data.terms.index(t)]
     return eta
 
 
@@ -105,7 +106,7 @@ class HierarchicalResult:
         """Names of the population-level parameters, in model order."""
         d = self.data
         aux = [a.name for a in self.family.aux]
-        return [*d.terms, *aux, *(sigma_name(t, d.group) for t in d.varying)]
+        return [*d.terms, *aux, *(sigma_name(t, f.name) for f, t in d.effects)]
 
     @property
     def family(self) -> Family:
@@ -113,13 +114,14 @@ class HierarchicalResult:
 
     def _population_draws(self) -> dict[str, np.ndarray]:
         draws = {name: self._posterior(name) for name in self.population_names()}
-        corr_name = f"{self.data.group}_corr"
-        if corr_name in self.idata["posterior"]:
-            corr = self._posterior(corr_name)
-            terms = self.data.varying
-            for i in range(len(terms)):
-                for j in range(i):
-                    draws[f"{corr_name}[{terms[i]}, {terms[j]}]"] = corr[..., i, j]
+        for f in self.data.factors:
+            corr_name = f"{f.name}_corr"
+            if corr_name in self.idata["posterior"]:
+                corr = self._posterior(corr_name)
+                terms = f.varying
+                for i in range(len(terms)):
+                    for j in range(i):
+                        draws[f"{corr_name}[{terms[i]}, {terms[j]}]"] = corr[..., i, j]
         return draws
 
     def summary(self, prob: float = 0.95) -> pd.DataFrame:
@@ -139,7 +141,7 @@ class HierarchicalResult:
         d = self.data
         post = self.idata["posterior"]
         deviations = np.stack(
-            [np.asarray(post[effect_name(t, d.group)])[..., d.group_idx] for t in d.varying],
+            [np.asarray(post[effect_name(t, f.name)])[..., f.idx] for f, t in d.effects],
             axis=-1,
         )
         return linear_predictor_draws(post, d, d.X, deviations, d.offset)
@@ -153,77 +155,89 @@ class HierarchicalResult:
         return self.family.logpdf(d.y, self.linear_predictor(), self._aux_draws(), d.trials)
 
     # -- group-level estimates -----------------------------------------------------------
-    def group_coefficient_draws(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """Draws of each group's coefficient and of its population value, per varying term.
-
-        A group's coefficient is the population coefficient plus its deviation; for the
-        intercept the population value also includes the group-level predictors
-        (Gelman & Hill 2007, §12.6). Arrays have shape (n_samples, n_groups).
-        """
+    def _factor(self, group: str | None) -> GroupFactor:
         d = self.data
-        first_rows = d.first_rows
+        return d.factors[0] if group is None and len(d.factors) else d.factor_named(group)
+
+    def group_coefficient_draws(
+        self, group: str | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Draws of each level's coefficient and of its population value, per varying term
+        of one grouping factor (``group``; default the first).
+
+        A level's coefficient is the population coefficient plus its deviation; for the
+        intercept the population value also includes the predictors that are constant
+        within the factor's levels (Gelman & Hill 2007, §12.6). Arrays have shape
+        (n_samples, n_levels).
+        """
+        d, f = self.data, self._factor(group)
+        first_rows = f.first_rows
         coef, target = {}, {}
-        for t in d.varying:
-            base = self._posterior(t).reshape(-1, 1) * np.ones(d.n_groups)
+        for t in f.varying:
+            base = self._posterior(t).reshape(-1, 1) * np.ones(f.n_groups)
             if t == INTERCEPT:
-                for k in d.group_level:
+                for k in f.group_level:
                     base = base + self._posterior(k).reshape(-1, 1) * d.column(k)[first_rows]
-            dev = self._posterior(effect_name(t, d.group)).reshape(-1, d.n_groups)
+            dev = self._posterior(effect_name(t, f.name)).reshape(-1, f.n_groups)
             coef[t], target[t] = base + dev, base
         return coef, target
 
-    def no_pooling(self) -> tuple[np.ndarray, np.ndarray]:
-        """Each group's own least-squares coefficients (n_groups, n_varying) and their SEs.
+    def no_pooling(self, group: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Each level's own least-squares coefficients (n_levels, n_varying) and their SEs.
 
-        For identity-link families; NaN for the others (a per-group GLM is often not
-        identified, e.g. a county with all-zero outcomes under a logit link).
+        Defined for a single grouping factor and an identity-link family; NaN otherwise (a
+        per-group GLM is often not identified, e.g. a county with all-zero outcomes under a
+        logit link, and with crossed factors a level's "own" estimate depends on the
+        other factors).
         """
-        d = self.data
-        if self.family.link != "identity":
-            nan = np.full((d.n_groups, len(d.varying)), np.nan)
+        d, f = self.data, self._factor(group)
+        if self.family.link != "identity" or len(d.factors) > 1:
+            nan = np.full((f.n_groups, len(f.varying)), np.nan)
             return nan, nan.copy()
-        shared = [t for t in d.terms if t not in d.varying and t not in d.group_level]
+        shared = [t for t in d.terms if t not in f.varying and t not in f.group_level]
         X_shared = np.column_stack([d.column(t) for t in shared]) if shared else None
         return no_pooling_fit(
             d.y,
             X_shared if X_shared is not None else np.empty((len(d.y), 0)),
             d.Z,
-            d.group_idx,
-            d.n_groups,
+            f.idx,
+            f.n_groups,
         )
 
     def group_effects(self, prob: float = 0.95) -> pd.DataFrame:
-        """Shrunken group estimates: one row per group x varying term.
+        """Shrunken group estimates: one row per grouping factor x level x varying term.
 
-        Columns: ``group``, ``term``, ``mean``, ``sd``, ``ci_low``, ``ci_high`` (the group's
-        coefficient, population value plus deviation), ``deviation`` (posterior mean of
-        ``{term}|{group}``), ``n_obs``, ``no_pooling`` (the group's own least-squares
-        estimate, NaN where its rows cannot identify it), ``population`` (posterior mean of
-        the value it is shrunk toward) and ``shrinkage`` (0 = kept its own estimate,
-        1 = pulled all the way to the population value; see
+        Columns: ``factor`` (the grouping factor), ``group`` (the level), ``term``,
+        ``mean``, ``sd``, ``ci_low``, ``ci_high`` (the level's coefficient, population value
+        plus deviation), ``deviation`` (posterior mean of ``{term}|{factor}``), ``n_obs``,
+        ``no_pooling`` (the level's own least-squares estimate, NaN where its rows cannot
+        identify it or where it is not defined, see :meth:`no_pooling`), ``population``
+        (posterior mean of the value it is shrunk toward) and ``shrinkage`` (0 = kept its
+        own estimate, 1 = pulled all the way to the population value; see
         :func:`hiermodels.numerics.pooling.shrinkage`).
         """
-        d = self.data
-        coef, target = self.group_coefficient_draws()
-        own, _ = self.no_pooling()
         frames = []
-        for k, t in enumerate(d.varying):
-            cols = _interval_columns(coef[t], prob)
-            population = target[t].mean(axis=0)
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "group": list(d.levels),
-                        "term": t,
-                        **cols,
-                        "deviation": (coef[t] - target[t]).mean(axis=0),
-                        "n_obs": d.n_obs,
-                        "no_pooling": own[:, k],
-                        "population": population,
-                        "shrinkage": shrinkage(own[:, k], cols["mean"], population),
-                    }
+        for f in self.data.factors:
+            coef, target = self.group_coefficient_draws(f.name)
+            own, _ = self.no_pooling(f.name)
+            for k, t in enumerate(f.varying):
+                cols = _interval_columns(coef[t], prob)
+                population = target[t].mean(axis=0)
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "factor": f.name,
+                            "group": list(f.levels),
+                            "term": t,
+                            **cols,
+                            "deviation": (coef[t] - target[t]).mean(axis=0),
+                            "n_obs": f.n_obs,
+                            "no_pooling": own[:, k],
+                            "population": population,
+                            "shrinkage": shrinkage(own[:, k], cols["mean"], population),
+                        }
+                    )
                 )
-            )
         table = pd.concat(frames, ignore_index=True)
         table.attrs["prob"] = prob
         return table
@@ -297,8 +311,12 @@ class HierarchicalResult:
     def __repr__(self) -> str:
         d = self.data
         n_draws = self.idata["posterior"].sizes
+        groups = " + ".join(
+            f"({' + '.join(f.varying)} {'|' if f.correlated else '||'} {f.name})" for f in d.factors
+        )
+        levels = ", ".join(f"{f.n_groups} {f.name}" for f in d.factors)
         return (
-            f"<HierarchicalResult {d.y_name} ~ {' + '.join(d.terms[1:]) or '1'} "
-            f"+ ({' + '.join(d.varying)} | {d.group}); {d.n_groups} groups, {len(d.y)} rows, "
+            f"<HierarchicalResult {d.y_name} ~ {' + '.join(d.terms[1:]) or '1'} + {groups}; "
+            f"{levels} groups, {len(d.y)} rows, "
             f"{n_draws['chain']} chains x {n_draws['draw']} draws>"
         )

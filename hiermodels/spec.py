@@ -5,25 +5,39 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from hiermodels.builders.effects import PARAMETERIZATIONS
+from hiermodels.builders.effects import PARAMETERIZATIONS, effect_name
 from hiermodels.errors import SpecError
 from hiermodels.families import get_family
 from hiermodels.priors import PRESETS, Prior
 
-__all__ = ["HierarchicalSpec", "keywords_from_formula"]
+__all__ = ["Grouping", "HierarchicalSpec", "keywords_from_formula"]
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """One grouping term: ``(1 + varying | columns)``.
+
+    ``name`` is the factor's name (its column, or the columns joined by ``:`` for a nested
+    factor: ``(1 | school/class)`` is ``school`` plus ``school:class``); ``varying`` the
+    predictors whose slopes also vary by it; ``correlated`` whether the deviations of its
+    terms are correlated (``|``) or independent (``||``).
+    """
+
+    name: str
+    columns: tuple[str, ...]
+    varying: tuple[str, ...] = ()
+    correlated: bool = True
 
 
 @dataclass(frozen=True)
 class HierarchicalSpec:
-    """A varying-intercepts (and slopes) regression with one grouping factor."""
+    """A varying-intercepts (and slopes) regression with one or more grouping factors."""
 
     y: str
-    group: str
+    groups: tuple[Grouping, ...]
     predictors: tuple[str, ...] = ()
-    varying: tuple[str, ...] = ()
     parameterization: str | tuple[tuple[str, str], ...] = "noncentered"
     hyperprior: str | Prior = "half_cauchy"
-    correlated: bool = True
     lkj_eta: float = 2.0
     priors: tuple[tuple[str, Prior], ...] = field(default=())
     family: str = "gaussian"
@@ -36,12 +50,10 @@ class HierarchicalSpec:
         cls,
         *,
         y,
-        group,
+        groups,
         predictors=(),
-        varying=(),
         parameterization="noncentered",
         hyperprior="half_cauchy",
-        correlated=True,
         lkj_eta=2.0,
         priors=None,
         family="gaussian",
@@ -52,8 +64,6 @@ class HierarchicalSpec:
         """Normalize user arguments (lists, dicts, single strings) into a spec, checking types."""
         if isinstance(predictors, str):
             predictors = [predictors]
-        if isinstance(varying, str):
-            varying = [varying]
         if isinstance(parameterization, Mapping):
             bad = {k: v for k, v in parameterization.items() if v not in PARAMETERIZATIONS}
             parameterization = tuple(sorted(parameterization.items()))
@@ -62,7 +72,15 @@ class HierarchicalSpec:
         if bad:
             raise SpecError(
                 f"unknown parameterization {bad}; use 'centered' or 'noncentered', for the whole "
-                "model or per varying term as a dict like {'floor': 'centered'}"
+                "model or per varying term as a dict like {'floor': 'centered'} (or "
+                "{'floor|county': 'centered'} for one grouping factor only)"
+            )
+        names = [g.name for g in groups]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise SpecError(
+                f"grouping factor(s) {repeated} appear in more than one grouping term; give "
+                "each factor one term, e.g. (1 + x | g), or (1 + x || g) for independent terms"
             )
         if not isinstance(hyperprior, Prior) and hyperprior not in PRESETS:
             raise SpecError(
@@ -87,12 +105,10 @@ class HierarchicalSpec:
             raise SpecError(f"lkj_eta must be positive, got {lkj_eta}")
         return cls(
             y=y,
-            group=group,
+            groups=tuple(groups),
             predictors=tuple(predictors),
-            varying=tuple(varying),
             parameterization=parameterization,
             hyperprior=hyperprior,
-            correlated=bool(correlated),
             lkj_eta=float(lkj_eta),
             priors=tuple(sorted(priors.items())),
             family=fam.name,
@@ -101,23 +117,68 @@ class HierarchicalSpec:
             formula=formula,
         )
 
-    def parameterization_of(self, term: str) -> str:
-        """Parameterization of one varying term (a dict leaves unnamed terms non-centered)."""
+    def _single(self) -> Grouping:
+        if len(self.groups) != 1:
+            raise SpecError(
+                f"this needs one grouping factor; the spec has {[g.name for g in self.groups]}"
+            )
+        return self.groups[0]
+
+    @property
+    def group(self) -> str:
+        """The grouping column (single-factor models)."""
+        return self._single().name
+
+    @property
+    def varying(self) -> tuple[str, ...]:
+        """The varying slopes (single-factor models)."""
+        return self._single().varying
+
+    @property
+    def correlated(self) -> bool:
+        return self._single().correlated
+
+    def parameterization_of(self, term: str, group: str) -> str:
+        """Parameterization of one varying term of one factor: a dict entry for
+        ``{term}|{group}`` first, then for ``term``; unnamed terms stay non-centered."""
         if isinstance(self.parameterization, str):
             return self.parameterization
-        return dict(self.parameterization).get(term, "noncentered")
+        given = dict(self.parameterization)
+        return given.get(effect_name(term, group), given.get(term, "noncentered"))
+
+
+def _groupings(group, varying, correlated) -> tuple[Grouping, ...]:
+    """Keyword form: one column, or a list of columns (crossed factors), each with the
+    same varying slopes."""
+    if isinstance(group, str):
+        columns = [group]
+    elif isinstance(group, list | tuple):
+        columns = list(group)
+    else:
+        columns = []
+    if not columns or not all(isinstance(c, str) for c in columns):
+        raise SpecError(f"group must be a column name or a list of column names, got {group!r}")
+    varying = (varying,) if isinstance(varying, str) else tuple(varying)
+    return tuple(Grouping(c, (c,), varying, bool(correlated)) for c in columns)
 
 
 def keywords_from_formula(formula: str | None, **keywords) -> dict:
-    """The keyword form (y, group, predictors, varying, correlated, trials, offset) of a
-    formula; without a formula, ``keywords`` as given (y and group required).
+    """The keyword form (y, groups, predictors, trials, offset) of a formula; without a
+    formula, of the keywords (y and group required; group may list several crossed columns).
 
     Both forms build the same :class:`HierarchicalSpec` (plus the formula text).
     """
     if formula is None:
         if keywords["y"] is None or keywords["group"] is None:
             raise SpecError("give a formula, or y= and group= (the outcome and grouping columns)")
-        return {**keywords, "formula": None}
+        return {
+            "y": keywords["y"],
+            "groups": _groupings(keywords["group"], keywords["varying"], keywords["correlated"]),
+            "predictors": keywords["predictors"],
+            "trials": keywords["trials"],
+            "offset": keywords["offset"],
+            "formula": None,
+        }
     from hiermodels.formula import parse_formula
 
     given = [k for k in ("y", "group", "trials", "offset") if keywords[k] is not None]
@@ -127,35 +188,38 @@ def keywords_from_formula(formula: str | None, **keywords) -> dict:
             f"{given} given together with a formula; the formula sets them, give one or the other"
         )
     parsed = parse_formula(formula)
-    if len(parsed.groups) != 1:
+    if not parsed.groups:
         raise SpecError(
-            f"formula {formula!r} has {len(parsed.groups)} grouping terms "
-            f"({[g.group for g in parsed.groups]}); this version fits exactly one grouping factor"
+            f"formula {formula!r} has no grouping term like (1 | group); a hierarchical model "
+            "needs at least one"
         )
-    (term,) = parsed.groups
-    if not parsed.intercept or "Intercept" not in term.terms:
+    if not parsed.intercept:
         raise SpecError(
-            f"formula {formula!r} removes an intercept; models without a population or a "
-            "varying intercept are not supported"
+            f"formula {formula!r} removes the population intercept; models without one are "
+            "not supported"
         )
-    if len(term.factors) != 1:
-        raise SpecError(
-            f"grouping factor {term.group!r} combines columns {list(term.factors)}; create "
-            "one column with the combined label first"
-        )
-    slopes = [t for t in term.terms if t != "Intercept"]
-    missing = [t for t in slopes if t not in parsed.predictors]
-    if missing:
-        raise SpecError(
-            f"{missing} vary by {term.group!r} but have no population-level term; add them to "
-            f"the population part of {formula!r} (the population value is their mean slope)"
-        )
+    groups = []
+    for term in parsed.groups:
+        if "Intercept" not in term.terms:
+            raise SpecError(
+                f"grouping term for {term.group!r} in {formula!r} has no varying intercept; "
+                "every grouping term needs one (write (1 + x | g), or (1 + x || g) for "
+                "independent intercepts and slopes)"
+            )
+        slopes = [t for t in term.terms if t != "Intercept"]
+        missing = [t for t in slopes if t not in parsed.predictors]
+        if missing:
+            raise SpecError(
+                f"{missing} vary by {term.group!r} but have no population-level term; add them "
+                f"to the population part of {formula!r} (the population value is their mean "
+                "slope)"
+            )
+        correlated = term.correlated if slopes else keywords["correlated"]
+        groups.append(Grouping(term.group, tuple(term.factors), tuple(slopes), correlated))
     return {
         "y": parsed.response,
-        "group": term.factors[0],
+        "groups": tuple(groups),
         "predictors": list(parsed.predictors),
-        "varying": slopes,
-        "correlated": term.correlated if len(term.terms) > 1 else keywords["correlated"],
         "trials": parsed.trials,
         "offset": parsed.offset,
         "formula": formula,

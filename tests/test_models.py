@@ -81,7 +81,7 @@ def test_group_effects_table(result, radon):
 def test_result_exposes_idata_and_model(result):
     assert "posterior" in result.idata.children
     assert result.model["Intercept|county"] in result.model.deterministics
-    assert "85 groups" in repr(result)
+    assert "(Intercept + floor | county); 85 county groups" in repr(result)
 
 
 def test_sample_kwargs_and_sampler_reach_pm_sample(monkeypatch, radon):

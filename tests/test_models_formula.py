@@ -44,11 +44,12 @@ def test_formula_options_binomial_offset_uncorrelated():
 @pytest.mark.parametrize(
     ("formula", "kwargs", "message"),
     [
-        ("y ~ x + (1 | a) + (1 | b)", {}, "2 grouping terms"),
-        ("y ~ x + (1 | a/b)", {}, "2 grouping terms"),
+        ("y ~ x + (1 | a) + (1 + x | a)", {}, r"\['a'\] appear in more than one grouping"),
+        ("y ~ x + (1 | a) + (0 + x | b)", {}, "'b' in .* has no varying intercept"),
+        ("y ~ x", {}, "has no grouping term"),
         ("y ~ 1 + (1 + x | a)", {}, r"\['x'\] vary by 'a' but have no population-level term"),
         ("y ~ x + (1 | a)", {"group": "a"}, "given together with a formula"),
-        ("y ~ 0 + x + (1 | a)", {}, "removes an intercept"),
+        ("y ~ 0 + x + (1 | a)", {}, "removes the population intercept"),
     ],
 )
 def test_formula_errors(formula, kwargs, message):

@@ -1,15 +1,17 @@
 """Build the PyMC graph of a varying-intercepts / varying-slopes regression.
 
-Model (Gelman & Hill 2007, ch. 13-14; BDA3 ch. 15), for a family with link g::
+Model (Gelman & Hill 2007, ch. 13-14; BDA3 ch. 15), for a family with link g and grouping
+factors f = 1..F (crossed, like items and raters, or nested, like classes within schools)::
 
     y_i      ~ family(g^-1(eta_i), aux)         (e.g. Normal(eta_i, sigma))
-    eta_i    = X_i beta + Z_i b_{g[i]} + offset_i
+    eta_i    = X_i beta + sum_f Z^f_i b^f_{g_f[i]} + offset_i
     b_j      ~ MvNormal(0, S R S),   S = diag(tau_1..tau_q),  R ~ LKJ(eta)   (correlated)
     b_{j,t}  ~ Normal(0, tau_t)                                              (correlated=False)
     tau_t    ~ hyperprior(scale_t)
 
-``X`` holds the intercept and every predictor (group-level ones included); ``Z`` the columns
-of the varying terms.
+``X`` holds the intercept and every predictor (group-level ones included); ``Z^f`` the
+columns of the terms that vary by factor f. Each factor has its own SDs (and correlations):
+the lines below hold per factor.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from hiermodels.builders.effects import effect_name, group_effect
-from hiermodels.data import INTERCEPT, GroupedData
+from hiermodels.data import INTERCEPT, GroupedData, GroupFactor
 from hiermodels.errors import SpecError
 from hiermodels.families import Family, get_family
 from hiermodels.priors import Normal, Prior, resolve_hyperprior, stacked_dist
@@ -56,21 +58,25 @@ def _scales(data: GroupedData, family: Family) -> tuple[float, float, dict[str, 
 def check_spec(data: GroupedData, spec: HierarchicalSpec) -> None:
     """Cross-check the spec against the data (names, per-term parameterizations)."""
     if not isinstance(spec.parameterization, str):
-        unknown = [t for t, _ in spec.parameterization if t not in data.varying]
+        known = {t for _, t in data.effects} | {effect_name(t, f.name) for f, t in data.effects}
+        unknown = [k for k, _ in spec.parameterization if k not in known]
         if unknown:
             raise SpecError(
                 f"parameterization given for {unknown}, which do not vary by group; varying "
-                f"terms are {list(data.varying)}"
+                f"terms are {sorted(known)}"
             )
-        if spec.correlated and len(data.varying) > 1:
-            kinds = {spec.parameterization_of(t) for t in data.varying}
-            if len(kinds) > 1:
-                raise SpecError(
-                    "correlated varying terms share one multivariate normal, so they need one "
-                    "parameterization; give the same for all of "
-                    f"{list(data.varying)} or pass correlated=False"
-                )
-    reserved = {RESIDUAL_SIGMA, "nu", "alpha", data.group}
+        for f in data.factors:
+            if f.correlated and len(f.varying) > 1:
+                kinds = {spec.parameterization_of(t, f.name) for t in f.varying}
+                if len(kinds) > 1:
+                    raise SpecError(
+                        "correlated varying terms share one multivariate normal, so they need "
+                        f"one parameterization; give the same for all of {list(f.varying)} "
+                        f"(grouping {f.name!r}) or make them independent (correlated=False, "
+                        "or || in a formula)"
+                    )
+    reserved = {RESIDUAL_SIGMA, "nu", "alpha", *(f.name for f in data.factors)}
+    reserved |= {c for f in data.factors for c in f.columns}
     clash = [t for t in data.terms if t in reserved]
     if clash:
         raise SpecError(f"predictor name(s) {clash} clash with model names; rename the column(s)")
@@ -91,7 +97,8 @@ def resolve_priors(data: GroupedData, spec: HierarchicalSpec) -> dict[str, Resol
     - the family's auxiliary parameters: ``sigma ~ Exponential(mean = s_y)`` (gaussian,
       student_t), ``nu ~ Gamma(2, 0.1)`` (student_t), ``alpha ~ HalfCauchy(1)``
       (negative_binomial);
-    - ``{term}|{group}_sigma ~ hyperprior(scale = s_y / s_x)`` (``s_x = 1`` for the intercept).
+    - ``{term}|{group}_sigma ~ hyperprior(scale = s_y / s_x)`` (``s_x = 1`` for the intercept),
+      for every grouping factor.
 
     Entries of ``spec.priors`` replace the default of the same name.
     """
@@ -118,9 +125,9 @@ def resolve_priors(data: GroupedData, spec: HierarchicalSpec) -> dict[str, Resol
         )
     for aux in family.aux:
         out[aux.name] = ResolvedPrior(aux.default(sd_y), aux.role, aux.rule)
-    for t in data.varying:
+    for f, t in data.effects:
         scale = sd_y / sd_x[t]
-        out[sigma_name(t, data.group)] = ResolvedPrior(
+        out[sigma_name(t, f.name)] = ResolvedPrior(
             resolve_hyperprior(spec.hyperprior, scale=scale),
             "group-level SD",
             f"hyperprior {spec.hyperprior if isinstance(spec.hyperprior, str) else 'given'}, "
@@ -151,44 +158,22 @@ def priors_frame(priors: dict[str, ResolvedPrior]) -> pd.DataFrame:
 def build_model(data: GroupedData, spec: HierarchicalSpec, priors: dict[str, ResolvedPrior]):
     """A new ``pm.Model`` for ``data`` under ``spec`` (pure: same inputs, same graph)."""
     family = get_family(spec.family)
-    group = data.group
-    term_dim = f"{group}_term"
-    coords = {
-        "obs": list(range(len(data.y))),
-        group: list(data.levels),
-        term_dim: list(data.varying),
-    }
-    correlated = spec.correlated and len(data.varying) > 1
-    if correlated:
-        coords[f"{term_dim}_bis"] = list(data.varying)
+    coords = {"obs": list(range(len(data.y)))}
+    for f in data.factors:
+        coords[f.name] = list(f.levels)
+        coords[f"{f.name}_term"] = list(f.varying)
+        if f.correlated and len(f.varying) > 1:
+            coords[f"{f.name}_term_bis"] = list(f.varying)
     # The design enters as constants, term by term (no matmul, no multiplying by the
     # intercept's column of ones): the smallest graph, which compiles fastest under nutpie.
-    idx = data.group_idx
     with pm.Model(coords=coords) as model:
         mu = 0.0
         for t in data.terms:
             coef = priors[t].prior.create(t)
             mu = mu + (coef if t == INTERCEPT else coef * data.column(t))
-        sigma_priors = [priors[sigma_name(t, group)].prior for t in data.varying]
-        if correlated:
-            chol = _correlated_cholesky(data, spec, sigma_priors)
-            effects = group_effect(
-                data.varying,
-                group,
-                parameterization=spec.parameterization_of(data.varying[0]),
-                chol=chol,
-            )
-        else:
-            effects = {}
-            for t, prior in zip(data.varying, sigma_priors, strict=True):
-                effects |= group_effect(
-                    [t],
-                    group,
-                    parameterization=spec.parameterization_of(t),
-                    sigma=prior.create(sigma_name(t, group)),
-                )
-        for t, b in effects.items():
-            mu = mu + (b[idx] if t == INTERCEPT else b[idx] * data.column(t))
+        for f in data.factors:
+            for t, b in _factor_effects(f, spec, priors).items():
+                mu = mu + (b[f.idx] if t == INTERCEPT else b[f.idx] * data.column(t))
         if data.offset is not None:
             mu = mu + data.offset
         aux = {a.name: priors[a.name].prior.create(a.name) for a in family.aux}
@@ -196,14 +181,35 @@ def build_model(data: GroupedData, spec: HierarchicalSpec, priors: dict[str, Res
     return model
 
 
-def _correlated_cholesky(data: GroupedData, spec: HierarchicalSpec, sigma_priors: list[Prior]):
+def _factor_effects(f: GroupFactor, spec: HierarchicalSpec, priors: dict[str, ResolvedPrior]):
+    """The deviations ``{term}|{factor}`` of one grouping factor, by term."""
+    sigma_priors = [priors[sigma_name(t, f.name)].prior for t in f.varying]
+    if f.correlated and len(f.varying) > 1:
+        return group_effect(
+            f.varying,
+            f.name,
+            parameterization=spec.parameterization_of(f.varying[0], f.name),
+            chol=_correlated_cholesky(f, spec, sigma_priors),
+        )
+    effects = {}
+    for t, prior in zip(f.varying, sigma_priors, strict=True):
+        effects |= group_effect(
+            [t],
+            f.name,
+            parameterization=spec.parameterization_of(t, f.name),
+            sigma=prior.create(sigma_name(t, f.name)),
+        )
+    return effects
+
+
+def _correlated_cholesky(f: GroupFactor, spec: HierarchicalSpec, sigma_priors: list[Prior]):
     """Cholesky factor of the covariance of correlated varying terms, with named SDs and corr.
 
     When the SD priors form one vectorizable family, ``pm.LKJCholeskyCov`` samples SDs and
     correlations together (its packed transform compiles about 1.5x faster under nutpie than
     ``LKJCorr``); otherwise the SDs are sampled one by one and scale an ``LKJCorr`` factor.
     """
-    group, q = data.group, len(data.varying)
+    group, q = f.name, len(f.varying)
     dims = (f"{group}_term", f"{group}_term_bis")
     sd_dist = stacked_dist(sigma_priors)
     if sd_dist is not None:
@@ -215,13 +221,11 @@ def _correlated_cholesky(data: GroupedData, spec: HierarchicalSpec, sigma_priors
             compute_corr=True,
             store_in_trace=False,  # stored below under our names, once
         )
-        for k, t in enumerate(data.varying):
+        for k, t in enumerate(f.varying):
             pm.Deterministic(sigma_name(t, group), sds[k])
         pm.Deterministic(f"{group}_corr", corr, dims=dims)
         return chol
-    sigmas = [
-        p.create(sigma_name(t, group)) for t, p in zip(data.varying, sigma_priors, strict=True)
-    ]
+    sigmas = [p.create(sigma_name(t, group)) for t, p in zip(f.varying, sigma_priors, strict=True)]
     chol_corr = pm.LKJCorr(f"{group}_corr_chol", n=q, eta=spec.lkj_eta)
     pm.Deterministic(f"{group}_corr", chol_corr @ chol_corr.T, dims=dims)
     return pt.stack(sigmas)[:, None] * chol_corr
