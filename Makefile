@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast lint bench notebooks clean
 
 # pyenv installs python3.12 but may not put it on the global path: fall back to its own copy.
 PYTHON_EXE := $(shell command -v $(PYTHON) >/dev/null 2>&1 && $(PYTHON) -c 'import sys' >/dev/null 2>&1 \
@@ -35,6 +35,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_radon.py
 	$(BIN)/python benchmarks/bench_meta.py
 	$(BIN)/python benchmarks/bench_radon_ess.py
+	$(BIN)/python benchmarks/bench_crossed.py
+
+# re-execute every teaching notebook with full draws and save its outputs
+notebooks: $(STAMP)
+	$(BIN)/python notebooks/run.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
