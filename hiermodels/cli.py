@@ -30,17 +30,17 @@ def report_fit(result, *, n_groups_shown: int = 5) -> None:
     """Print a fitted model's summary and its most / least shrunken groups."""
     _print_table("Population-level parameters (95% intervals):", result.summary())
     effects = result.group_effects()
-    intercepts = effects[effects["term"] == "Intercept"].dropna(subset=["shrinkage"])
     columns = ["group", "n_obs", "no_pooling", "mean", "population", "shrinkage"]
-    ranked = intercepts.sort_values("n_obs")[columns]
-    _print_table(
-        f"Varying intercepts, {n_groups_shown} groups with the fewest rows (shrunk most):",
-        ranked.head(n_groups_shown).set_index("group"),
-    )
-    _print_table(
-        f"... and the {n_groups_shown} with the most rows (shrunk least):",
-        ranked.tail(n_groups_shown).set_index("group"),
-    )
+    for factor, rows in effects[effects["term"] == "Intercept"].groupby("factor", sort=False):
+        ranked = rows.sort_values("n_obs", kind="stable")[columns].dropna(axis=1, how="all")
+        _print_table(
+            f"Varying intercepts by {factor}, {n_groups_shown} with the fewest rows (shrunk most):",
+            ranked.head(n_groups_shown).set_index("group"),
+        )
+        _print_table(
+            f"... and the {n_groups_shown} with the most rows (shrunk least):",
+            ranked.tail(n_groups_shown).set_index("group"),
+        )
     for message in result.diagnostics:
         print(f"\nwarning: {message}")
 
@@ -99,14 +99,18 @@ def _demo(args) -> None:
 
 def _fit(args) -> None:
     data = pd.read_csv(args.file)
+    if args.formula is None and (args.y is None or args.group is None):
+        raise SystemExit("hiermodels fit: give --formula, or --y and --group")
     result = fit_hierarchical(
         data,
+        args.formula,
         y=args.y,
         group=args.group,
         predictors=args.predictors,
         varying=args.varying,
         parameterization=args.parameterization,
         hyperprior=args.hyperprior,
+        family=args.family,
         random_seed=args.seed,
         draws=args.draws,
     )
@@ -167,8 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = sub.add_parser("fit", help="fit a hierarchical regression to a CSV file")
     fit.add_argument("file")
-    fit.add_argument("--y", required=True, help="outcome column")
-    fit.add_argument("--group", required=True, help="grouping column")
+    fit.add_argument(
+        "--formula",
+        default=None,
+        help="lme4-style, e.g. 'y ~ x + (1 + x | g)', '(1 | item) + (1 | rater)', "
+        "'(1 | school/class)'; replaces --y/--group/--predictors/--varying",
+    )
+    fit.add_argument("--y", default=None, help="outcome column")
+    fit.add_argument("--group", default=None, help="grouping column")
+    fit.add_argument("--family", default="gaussian", help="gaussian, poisson, bernoulli, ...")
     fit.add_argument("--predictors", nargs="*", default=[])
     fit.add_argument("--varying", nargs="*", default=[], help="predictors with varying slopes")
     fit.add_argument("--parameterization", default="noncentered")

@@ -28,6 +28,19 @@ def test_fit_command_prints_summary(mock_pymc_sample, tmp_path, capsys, radon):
     assert "Intercept|county_sigma" in out
 
 
+def test_fit_command_takes_a_formula_with_crossed_factors(mock_pymc_sample, tmp_path, capsys):
+    sleep = __import__("hiermodels").datasets.load("sleepstudy")
+    sleep = sleep.assign(block=(sleep["days"] // 5).astype(str))
+    path = tmp_path / "sleep.csv"
+    sleep.to_csv(path, index=False)
+    formula = "reaction ~ days + (1 | subject) + (1 | block)"
+    code = main(["fit", str(path), "--formula", formula, "--draws", "20"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Intercept|subject_sigma" in out and "Intercept|block_sigma" in out
+    assert "Varying intercepts by subject" in out and "Varying intercepts by block" in out
+
+
 def test_bad_input_gives_message_not_traceback(tmp_path, capsys, radon):
     path = tmp_path / "radon.csv"
     radon.to_csv(path, index=False)
