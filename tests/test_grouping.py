@@ -264,3 +264,24 @@ def test_nested_recovery_and_new_class_in_known_school():
     width = res.predict(new, random_seed=1).summary(prob=0.9).eval("ci_high - ci_low")
     # known class < new class of a known school < class of a new school
     assert width.iloc[0] < width.iloc[1] < width.iloc[2]
+
+
+def test_parameterization_and_priors_per_factor():
+    df, _, _ = crossed_data()
+    model = hm.HierarchicalModel(
+        df,
+        "y ~ x + (1 | item) + (1 | rater)",
+        parameterization={"Intercept|item": "centered"},
+        priors={"Intercept|rater_sigma": hm.priors.HalfNormal(0.5)},
+    )
+    dims = dims_of(model.build())
+    assert dims["Intercept|item"] == ("item",)  # sampled directly: centered
+    assert "Intercept|item_offset" not in dims
+    assert dims["Intercept|rater_offset"] == ("rater",)
+    priors = model.default_priors()
+    assert priors.loc["Intercept|rater_sigma", "rule"] == "given"
+    assert priors.loc["Intercept|item_sigma", "prior"].startswith("HalfCauchy")
+    with pytest.raises(hm.SpecError, match=r"parameterization given for \['Intercept\|judge'\]"):
+        hm.HierarchicalModel(
+            df, "y ~ x + (1 | item)", parameterization={"Intercept|judge": "centered"}
+        ).build()
