@@ -43,8 +43,8 @@ def exact_fit(data: StudyData, *, mu_prior: Prior | None, tau_prior: Prior) -> E
         )
     except ImproperPosteriorError as error:
         raise SpecError(
-            f"the posterior is improper under tau ~ {tau_prior} with {data.k} studies "
-            f"({error}); use a proper hyperprior such as 'half_normal' or 'half_cauchy'"
+            f"tau ~ {tau_prior} with {data.k} studies: {error} For example "
+            "hyperprior='half_normal' or 'half_cauchy'."
         ) from None
 
 
