@@ -140,3 +140,19 @@ def test_too_few_studies_raise():
         reml([0.1, 0.2], [0.1, 0.1], X=[[1, 0], [1, 1]])
     with pytest.raises(ValueError, match="se finite and > 0"):
         dersimonian_laird([0.1, 0.2], [0.1, -0.1])
+
+
+def test_reml_when_fisher_scoring_oscillates():
+    """Data on which Fisher scoring overshoots forever (steps ~ -0.87 x the previous one):
+    the fit still ends at the maximum of the restricted likelihood (zero score)."""
+    rng = np.random.default_rng(2)
+    se = np.linspace(0.5, 1.5, 50)
+    for _ in range(236):
+        y = rng.normal(rng.normal(0, 0.5, 50), se)
+    fit = reml(y, se)
+    w = 1 / (se**2 + fit.tau2)
+    mu = np.sum(w * y) / np.sum(w)
+    # REML score: sum w^2 (y - mu)^2 - sum w + sum w^2 / sum w = 0 at an interior maximum
+    score = np.sum(w**2 * (y - mu) ** 2) - np.sum(w) + np.sum(w**2) / np.sum(w)
+    assert fit.tau2 == pytest.approx(0.124111, abs=1e-5)
+    assert abs(score) < 1e-6
