@@ -293,7 +293,8 @@ def reml(y, se, X=None, level=0.95, tol=1e-10, max_iter=100):
     tau^2 += (y'PPy - tr P) / tr(PP) (Viechtbauer 2005, eq. 9), halving steps that would go
     below 0, until the change is below ``tol`` (if it oscillates instead, a bounded Brent
     search on the restricted likelihood finishes the job); like metafor, it falls back to
-    tau^2 = 0 if the restricted likelihood is higher there. SE(tau^2) = sqrt(2 / tr(PP)) (Fisher information).
+    tau^2 = 0 if the restricted likelihood is higher there. SE(tau^2) = sqrt(2 / tr(PP))
+    (Fisher information).
 
     Examples
     --------
