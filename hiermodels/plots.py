@@ -88,7 +88,8 @@ def funnel(result, *, path=None, ax=None):
     ax.set_ylim(se_max, 0)
     ax.set_xlabel(d.estimate)
     ax.set_ylabel(f"standard error ({d.se_name})")
-    ax.legend(loc="lower right", fontsize=8)
+    # below the axes: inside, any fixed corner can hide a study
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, fontsize=8, frameon=False)
     ax.set_title(f"Funnel plot ({d.k} studies)", fontsize=10)
     return _finish(fig, path)
 

@@ -106,6 +106,7 @@ def check_convergence(
         messages.append(
             f"R-hat above {RHAT_MAX} for {worst}: chains disagree; run more draws "
             "(draws=, sample_kwargs={'tune': ...}) or reparameterize"
+            + _offset_hint([k for _, k in high[:5]])
         )
     floor = ESS_PER_CHAIN_MIN * n_chains
     low = sorted((v, k) for k, v in ess.items() if v < floor)
@@ -114,11 +115,25 @@ def check_convergence(
         messages.append(
             f"bulk ESS below {floor} ({ESS_PER_CHAIN_MIN} per chain) for {worst}: too few "
             "effective draws for reliable intervals; increase draws"
+            + _offset_hint([k for _, k in low[:5]])
         )
     for message in messages:
         # point at the caller of fit(): check_convergence <- sample_checked <- fit <- user
         warnings.warn(message, ConvergenceWarning, stacklevel=4)
     return messages
+
+
+def _offset_hint(names: Sequence[str]) -> str:
+    """Advice when offsets of non-centered terms mix slowly: the data pin the groups down,
+    which is where the centered form samples better (Betancourt & Girolami 2015, §4)."""
+    offsets = [k for k in names if k.endswith("_offset")]
+    if not offsets:
+        return ""
+    return (
+        f"; {', '.join(offsets)} belong to non-centered terms: when each group's own data "
+        "pin its effect down (many rows per group, small standard errors), "
+        "parameterization='centered' mixes better"
+    )
 
 
 def _worst_per_variable(

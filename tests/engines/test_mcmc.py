@@ -39,3 +39,17 @@ def test_stuck_chains_give_rhat_and_ess_warnings():
     assert any("bulk ESS below 400" in m and "a (" in m for m in messages)
     assert not any("b (" in m for m in messages)
     assert len(record) == len(messages)
+
+
+def test_slow_offsets_suggest_the_centered_form():
+    rng = np.random.default_rng(0)
+    stuck = rng.normal(size=(4, 500)) + np.array([0, 0, 0, 5.0])[:, None]
+    idata = _idata({"a|g_offset": stuck, "b": stuck.copy()}, np.zeros((4, 500), bool))
+    with pytest.warns(ConvergenceWarning):
+        messages = check_convergence(idata, ["a|g_offset", "b"])
+    assert messages
+    assert all("a|g_offset belong to non-centered terms" in m for m in messages)
+    assert all("parameterization='centered' mixes better" in m for m in messages)
+    idata = _idata({"b": stuck}, np.zeros((4, 500), bool))
+    with pytest.warns(ConvergenceWarning):
+        assert all("centered" not in m for m in check_convergence(idata, ["b"]))
