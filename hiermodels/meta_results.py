@@ -96,12 +96,24 @@ class MetaAnalysisResult:
         ``REML`` and ``DL`` (DerSimonian & Laird 1986), as metafor's ``rma`` reports them:
         mu, mu_se, ci_low, ci_high, tau2, tau, I2 (percent), H2, Q, Q_df, Q_pvalue and the
         prediction interval pi_low, pi_high for a new study. With moderators, mu is the
-        intercept and Q the test of residual heterogeneity (QE).
+        intercept, Q the test of residual heterogeneity (QE), each moderator's coefficient
+        and standard error follow as ``{name}`` and ``{name}_se`` (posterior mean and sd for
+        ``bayes``), and ``R2`` is the percent of tau^2 the moderators account for,
+        ``max(0, 1 - tau2 / tau2_without_moderators)`` by the same method (metafor's R^2;
+        NaN for ``bayes``).
         """
         d = self.data
         X = d.X if d.has_moderators else None
+        moderators = self.coefficient_names[1:]
         rows = {}
-        for fit in (het.reml(d.y, d.se, X, level=prob), het.dersimonian_laird(d.y, d.se, X, prob)):
+        fits = (het.reml(d.y, d.se, X, level=prob), het.dersimonian_laird(d.y, d.se, X, prob))
+        for fit in fits:
+            extra = {}
+            for k, name in enumerate(moderators, start=1):
+                extra[name], extra[f"{name}_se"] = fit.beta[k], fit.beta_se[k]
+            if moderators:
+                plain = (het.reml if fit.method == "REML" else het.dersimonian_laird)(d.y, d.se)
+                extra["R2"] = 100 * max(0.0, 1 - fit.tau2 / plain.tau2) if plain.tau2 > 0 else 0.0
             rows[fit.method] = {
                 "mu": fit.beta[0],
                 "mu_se": fit.beta_se[0],
@@ -116,6 +128,7 @@ class MetaAnalysisResult:
                 "Q_pvalue": fit.Q_pvalue,
                 "pi_low": fit.pi_low,
                 "pi_high": fit.pi_high,
+                **extra,
             }
         summary = self.summary(prob)
         mu = summary.loc[self.coefficient_names[0]]
@@ -138,6 +151,9 @@ class MetaAnalysisResult:
                 "H2": H2,
                 "pi_low": summary.loc["theta_new", "ci_low"],
                 "pi_high": summary.loc["theta_new", "ci_high"],
+                **{name: summary.loc[name, "mean"] for name in moderators},
+                **{f"{name}_se": summary.loc[name, "sd"] for name in moderators},
+                **({"R2": np.nan} if moderators else {}),
             },
             **rows,
         }
@@ -196,7 +212,9 @@ class MetaAnalysisResult:
 
         One row per left-out study: the exact posterior mean, sd and ``prob`` interval of mu
         (the intercept with moderators), the posterior mean and median of tau, and REML's mu
-        and tau2 and I2 for comparison (metafor's ``leave1out``).
+        and tau2 and I2 for comparison (metafor's ``leave1out``). With moderators, each
+        moderator's coefficient follows: posterior mean ``{name}``, sd ``{name}_sd`` and
+        REML's ``{name}_reml``.
         """
         d = self.data
         rows = []
@@ -217,6 +235,15 @@ class MetaAnalysisResult:
                     "mu_reml": float(fit.beta[0]),
                     "tau2_reml": fit.tau2,
                     "I2_reml": fit.I2,
+                    **{
+                        column: value
+                        for k, name in enumerate(self.coefficient_names[1:], start=1)
+                        for column, value in (
+                            (name, float(beta["mean"][k])),
+                            (f"{name}_sd", float(beta["sd"][k])),
+                            (f"{name}_reml", float(fit.beta[k])),
+                        )
+                    },
                 }
             )
         return pd.DataFrame(rows)

@@ -104,7 +104,26 @@ def test_meta_regression_on_latitude(bcg):
     assert table.loc["REML", "mu"] == pytest.approx(0.2515, abs=1e-4)
     assert table.loc["REML", "Q"] == pytest.approx(30.7331, abs=1e-4)
     assert table.loc["REML", "I2"] == pytest.approx(68.39, abs=0.01)
+    # metafor: estimate -0.0291, se 0.0072; tau^2 0.0763; R^2 75.63%
+    assert table.loc["REML", "ablat"] == pytest.approx(-0.0291, abs=1e-4)
+    assert table.loc["REML", "ablat_se"] == pytest.approx(0.0072, abs=1e-4)
+    assert table.loc["REML", "tau2"] == pytest.approx(0.0763, abs=1e-4)
+    assert table.loc["REML", "R2"] == pytest.approx(75.63, abs=0.01)
     summary = meta.summary()
+    assert table.loc["bayes", "ablat"] == pytest.approx(summary.loc["ablat", "mean"])
+    # leave-one-out reports the slope too; each row's REML slope is the refit's
+    loo = meta.leave_one_out()
+    refit = hm.meta_analysis(  # the same tau prior (presets scale with the se's)
+        bcg.iloc[1:],
+        estimate="yi",
+        se="sei",
+        study="trial",
+        moderators=["ablat"],
+        hyperprior=meta.tau_prior,
+    )
+    first = loo.iloc[0]
+    assert first["ablat_reml"] == pytest.approx(refit.heterogeneity().loc["REML", "ablat"])
+    assert first["ablat"] == pytest.approx(refit.summary().loc["ablat", "mean"], rel=1e-6)
     assert list(summary.index) == ["Intercept", "ablat", "tau", "theta_new"]
     # the latitude slope is clearly negative (vaccine works better far from the equator)
     assert summary.loc["ablat", "ci_high"] < 0
