@@ -14,7 +14,7 @@ from hiermodels.builders.effects import effect_name
 from hiermodels.builders.hierarchical import ResolvedPrior, sigma_name
 from hiermodels.data import INTERCEPT, GroupedData, GroupFactor
 from hiermodels.families import Family, get_family
-from hiermodels.numerics.pooling import no_pooling_fit, shrinkage
+from hiermodels.numerics.pooling import no_pooling_fit, no_pooling_glm, shrinkage
 from hiermodels.spec import HierarchicalSpec
 
 __all__ = ["HierarchicalResult", "linear_predictor_draws", "summarize_draws"]
@@ -183,25 +183,34 @@ class HierarchicalResult:
         return coef, target
 
     def no_pooling(self, group: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Each level's own least-squares coefficients (n_levels, n_varying) and their SEs.
+        """Each level's own coefficients (n_levels, n_varying) and their SEs, on the link
+        scale: least squares for identity links, maximum likelihood (IRLS) for logit and log
+        links (the Poisson fit's point estimates for the negative binomial).
 
-        Defined for a single grouping factor and an identity-link family; NaN otherwise (a
-        per-group GLM is often not identified, e.g. a county with all-zero outcomes under a
-        logit link, and with crossed factors a level's "own" estimate depends on the
-        other factors).
+        Defined for a single grouping factor (with crossed factors a level's "own" estimate
+        depends on the other factors): NaN otherwise, and NaN where a level's rows cannot
+        identify its coefficient (a county whose houses all have the same floor has no floor
+        slope; a group with all-zero outcomes has no logit or log intercept).
         """
         d, f = self.data, self._factor(group)
-        if self.family.link != "identity" or len(d.factors) > 1:
+        if len(d.factors) > 1:
             nan = np.full((f.n_groups, len(f.varying)), np.nan)
             return nan, nan.copy()
         shared = [t for t in d.terms if t not in f.varying and t not in f.group_level]
-        X_shared = np.column_stack([d.column(t) for t in shared]) if shared else None
-        return no_pooling_fit(
+        X_shared = (
+            np.column_stack([d.column(t) for t in shared]) if shared else np.empty((len(d.y), 0))
+        )
+        if self.family.link == "identity":
+            return no_pooling_fit(d.y, X_shared, d.Z, f.idx, f.n_groups)
+        return no_pooling_glm(
             d.y,
-            X_shared if X_shared is not None else np.empty((len(d.y), 0)),
+            X_shared,
             d.Z,
             f.idx,
             f.n_groups,
+            link=self.family.link,
+            trials=d.trials,
+            offset=d.offset,
         )
 
     def group_effects(self, prob: float = 0.95) -> pd.DataFrame:
@@ -210,7 +219,8 @@ class HierarchicalResult:
         Columns: ``factor`` (the grouping factor), ``group`` (the level), ``term``,
         ``mean``, ``sd``, ``ci_low``, ``ci_high`` (the level's coefficient, population value
         plus deviation), ``deviation`` (posterior mean of ``{term}|{factor}``), ``n_obs``,
-        ``no_pooling`` (the level's own least-squares estimate, NaN where its rows cannot
+        ``no_pooling`` (the level's own estimate on the link scale: least squares, or
+        maximum likelihood for logit and log links; NaN where its rows cannot
         identify it or where it is not defined, see :meth:`no_pooling`), ``population``
         (posterior mean of the value it is shrunk toward) and ``shrinkage`` (0 = kept its
         own estimate, 1 = pulled all the way to the population value; see

@@ -6,7 +6,7 @@ import numpy as np
 
 from hiermodels.numerics.linear import flat_prior_regression
 
-__all__ = ["no_pooling_design", "no_pooling_fit", "shrinkage"]
+__all__ = ["no_pooling_design", "no_pooling_fit", "no_pooling_glm", "shrinkage"]
 
 
 def shrinkage(no_pooling, partial, complete):
@@ -66,4 +66,68 @@ def no_pooling_fit(y, X_shared, Z, group_idx, n_groups):
     se = np.sqrt(fit.s2 * np.diag(fit.cov_unscaled())[:m])
     keep = fit.estimable[:m]
     est = np.where(keep, fit.coef[:m], np.nan).reshape(n_groups, q)
+    return est, np.where(keep, se, np.nan).reshape(n_groups, q)
+
+
+def no_pooling_glm(
+    y,
+    X_shared,
+    Z,
+    group_idx,
+    n_groups,
+    *,
+    link: str,
+    trials=None,
+    offset=None,
+    max_iter: int = 60,
+    tol: float = 1e-9,
+):
+    """Maximum likelihood with a separate coefficient per group: the no-pooling logistic
+    (``link="logit"``, binomial with ``trials``, 1 if None) or Poisson (``link="log"``)
+    regression, by iteratively reweighted least squares (McCullagh & Nelder 1989, §2.5).
+
+    A group's coefficient is NaN where its own rows cannot identify it: a column it cannot
+    vary, or separation (all successes or all failures, all-zero counts), where the
+    likelihood keeps rising as the coefficient runs off to infinity; such coefficients are
+    recognised by a standard error above 100 on the link scale.
+
+    Returns
+    -------
+    estimates, std_errors : (n_groups, q) arrays on the link scale.
+    """
+    if link not in ("logit", "log"):
+        raise ValueError(f"link must be 'logit' or 'log', got {link!r}")
+    y = np.asarray(y, dtype=float)
+    n_rows = len(y)
+    q = np.asarray(Z).reshape(n_rows, -1).shape[1]
+    A = no_pooling_design(X_shared, Z, group_idx, n_groups)
+    off = np.zeros(n_rows) if offset is None else np.asarray(offset, dtype=float)
+    size = np.ones(n_rows) if trials is None else np.asarray(trials, dtype=float)
+    # start from the data, nudged off the boundary (the usual GLM initialisation)
+    if link == "logit":
+        p0 = (y + 0.5) / (size + 1)
+        eta = np.log(p0 / (1 - p0))
+    else:
+        eta = np.log(y + 0.5)
+    coef = None
+    for _ in range(max_iter):
+        if link == "logit":
+            prob = 1 / (1 + np.exp(-eta))
+            mean, weight = size * prob, size * prob * (1 - prob)
+        else:
+            mean = np.exp(eta)
+            weight = mean
+        weight = np.maximum(weight, 1e-12)
+        working = eta - off + (y - mean) / weight
+        root = np.sqrt(weight)
+        fit = flat_prior_regression(root * working, root[:, None] * A)
+        step = np.inf if coef is None else np.max(np.abs(fit.coef - coef)[fit.estimable])
+        coef = fit.coef
+        eta = np.clip(A @ coef + off, -50, 50)
+        if step < tol:
+            break
+    m = n_groups * q
+    se = np.sqrt(np.diag(fit.cov_unscaled())[:m])
+    keep = fit.estimable[:m] & (se < 100) & np.isfinite(coef[:m])
+    est = np.where(keep, coef[:m], np.nan).reshape(n_groups, q)
     return est, np.where(keep, se, np.nan).reshape(n_groups, q)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hiermodels.numerics.pooling import no_pooling_fit, shrinkage
+from hiermodels.numerics.pooling import no_pooling_fit, no_pooling_glm, shrinkage
 
 
 def test_no_pooling_intercepts_are_group_means():
@@ -51,3 +51,52 @@ def test_shrinkage():
     np.testing.assert_allclose(shrinkage([10.0, 0.0], [10.0, 2.0], [4.0, 2.0]), [0.0, 1.0])
     assert np.isnan(shrinkage(3.0, 3.0, 3.0))
     assert np.isnan(shrinkage(np.nan, 1.0, 2.0))
+
+
+def _grouped(seed=1, groups=8, rows=25):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(groups), rows)
+    return rng, g, rng.normal(0, 1, groups)
+
+
+def test_no_pooling_glm_logit_is_each_groups_log_odds():
+    rng, g, a = _grouped()
+    trials = rng.integers(1, 6, g.size)
+    k = rng.binomial(trials, 1 / (1 + np.exp(-a[g])))
+    k[g == 2] = 0  # no successes: no finite log odds
+    est, se = no_pooling_glm(
+        k, np.empty((g.size, 0)), np.ones((g.size, 1)), g, 8, link="logit", trials=trials
+    )
+    rate = np.array([k[g == j].sum() / trials[g == j].sum() for j in range(8)])
+    keep = np.arange(8) != 2
+    rate = rate[keep]
+    np.testing.assert_allclose(est[keep, 0], np.log(rate / (1 - rate)), atol=1e-8)
+    # classical se of a log odds: 1 / sqrt(N p (1 - p))
+    n_j = np.array([trials[g == j].sum() for j in range(8)])[keep]
+    np.testing.assert_allclose(se[keep, 0], 1 / np.sqrt(n_j * rate * (1 - rate)), rtol=1e-6)
+    assert np.isnan(est[2, 0]) and np.isnan(se[2, 0])
+
+
+def test_no_pooling_glm_poisson_solves_the_score_equations():
+    rng, g, a = _grouped(seed=2)
+    x = rng.normal(size=g.size)
+    exposure = rng.uniform(1, 5, g.size)
+    y = rng.poisson(exposure * np.exp(a[g] + 0.3 * x))
+    y[g == 5] = 0
+    est, _ = no_pooling_glm(
+        y, x[:, None], np.ones((g.size, 1)), g, 8, link="log", offset=np.log(exposure)
+    )
+    assert np.isnan(est[5, 0]) and np.isfinite(np.delete(est[:, 0], 5)).all()
+    # with the shared slope fixed at its MLE, each group's intercept is the log of its
+    # observed over expected count; recover the slope from one group's score equation
+    rows = g != 5
+    alpha = est[g[rows], 0]
+    slopes = np.linspace(0.0, 0.6, 6001)
+    score = [
+        np.sum(x[rows] * (y[rows] - exposure[rows] * np.exp(alpha + b * x[rows]))) for b in slopes
+    ]
+    b_hat = slopes[np.argmin(np.abs(score))]
+    for j in np.flatnonzero(np.arange(8) != 5):
+        m = g == j
+        expected = np.log(y[m].sum() / np.sum(exposure[m] * np.exp(b_hat * x[m])))
+        assert est[j, 0] == pytest.approx(expected, abs=1e-3)
