@@ -275,7 +275,7 @@ def test_parameterization_and_priors_per_factor():
         priors={"Intercept|rater_sigma": hm.priors.HalfNormal(0.5)},
     )
     dims = dims_of(model.build())
-    assert dims["Intercept|item"] == ("item",)  # sampled directly: centered
+    assert dims["Intercept|item_coef"] == ("item",)  # centered on the population intercept
     assert "Intercept|item_offset" not in dims
     assert dims["Intercept|rater_offset"] == ("rater",)
     priors = model.default_priors()

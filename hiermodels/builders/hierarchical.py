@@ -168,11 +168,12 @@ def build_model(data: GroupedData, spec: HierarchicalSpec, priors: dict[str, Res
     # intercept's column of ones): the smallest graph, which compiles fastest under nutpie.
     with pm.Model(coords=coords) as model:
         mu = 0.0
-        for t in data.terms:
-            coef = priors[t].prior.create(t)
+        coefs = {t: priors[t].prior.create(t) for t in data.terms}
+        for t, coef in coefs.items():
             mu = mu + (coef if t == INTERCEPT else coef * data.column(t))
+        centres = _centres(data, spec, coefs)
         for f in data.factors:
-            for t, b in _factor_effects(f, spec, priors).items():
+            for t, b in _factor_effects(f, spec, priors, centres.get(f.name)).items():
                 mu = mu + (b[f.idx] if t == INTERCEPT else b[f.idx] * data.column(t))
         if data.offset is not None:
             mu = mu + data.offset
@@ -181,7 +182,36 @@ def build_model(data: GroupedData, spec: HierarchicalSpec, priors: dict[str, Res
     return model
 
 
-def _factor_effects(f: GroupFactor, spec: HierarchicalSpec, priors: dict[str, ResolvedPrior]):
+def _centres(data: GroupedData, spec: HierarchicalSpec, coefs: dict) -> dict[str, dict]:
+    """Population values the centered group values are sampled around, by factor and term.
+
+    Hierarchical centering (Gelfand, Sahu & Carlin 1995): a centered term's group values are
+    ``theta_j ~ Normal(population value, tau)``, so the data that pin theta_j down do not
+    also have to pin down the split between the population coefficient and the deviation.
+    Each term is centered on its population value in the first factor where it is centered
+    (the others center their deviations on 0); a centered intercept's population value
+    includes the predictors that are constant within that factor's levels (Gelman & Hill
+    2007, §12.6). The model is the same either way: only what is sampled changes.
+    """
+    out: dict[str, dict] = {}
+    owned: set[str] = set()
+    for f in data.factors:
+        for t in f.varying:
+            if t in owned or spec.parameterization_of(t, f.name) != "centered":
+                continue
+            owned.add(t)
+            centre = coefs[t]
+            if t == INTERCEPT:
+                rows = f.first_rows
+                for k in f.group_level:
+                    centre = centre + coefs[k] * data.column(k)[rows]
+            out.setdefault(f.name, {})[t] = centre
+    return out
+
+
+def _factor_effects(
+    f: GroupFactor, spec: HierarchicalSpec, priors: dict[str, ResolvedPrior], centres=None
+):
     """The deviations ``{term}|{factor}`` of one grouping factor, by term."""
     sigma_priors = [priors[sigma_name(t, f.name)].prior for t in f.varying]
     if f.correlated and len(f.varying) > 1:
@@ -190,6 +220,7 @@ def _factor_effects(f: GroupFactor, spec: HierarchicalSpec, priors: dict[str, Re
             f.name,
             parameterization=spec.parameterization_of(f.varying[0], f.name),
             chol=_correlated_cholesky(f, spec, sigma_priors),
+            center_on=centres,
         )
     effects = {}
     for t, prior in zip(f.varying, sigma_priors, strict=True):
@@ -198,6 +229,7 @@ def _factor_effects(f: GroupFactor, spec: HierarchicalSpec, priors: dict[str, Re
             f.name,
             parameterization=spec.parameterization_of(t, f.name),
             sigma=prior.create(sigma_name(t, f.name)),
+            center_on=centres,
         )
     return effects
 

@@ -21,6 +21,14 @@ def _assert_finite_logp(model):
     assert np.all(np.isfinite(model.compile_dlogp(mode=FAST)(point)))
 
 
+def _at_point(model, outputs, point):
+    """Deterministics evaluated at a point of the value variables."""
+    outputs = model.replace_rvs_by_values(outputs)
+    return model.compile_fn(outputs, inputs=model.value_vars, on_unused_input="ignore", mode=FAST)(
+        point
+    )
+
+
 def test_noncentered_correlated_names_and_dims(simulated):
     df, _ = simulated
     model = _build(df)
@@ -56,6 +64,30 @@ def test_centered_correlated_samples_joint_effects(simulated):
     assert model.named_vars_to_dims["g_effects"] == ("g", "g_term")
     assert model["g_effects"] in model.free_RVs
     _assert_finite_logp(model)
+    # the joint group values are centered on the population values: deviations = values - beta
+    point = model.initial_point()
+    rng = np.random.default_rng(1)
+    point = {k: v + rng.normal(0, 0.3, size=np.shape(v)) for k, v in point.items()}
+    devs = _at_point(model, [model["Intercept|g"], model["x|g"]], point)
+    np.testing.assert_allclose(devs[0], point["g_effects"][:, 0] - point["Intercept"])
+    np.testing.assert_allclose(devs[1], point["g_effects"][:, 1] - point["x"])
+
+
+def test_centered_intercept_includes_group_level_predictors(radon):
+    """Hierarchical centering: county intercepts are sampled around Intercept + uranium."""
+    model = hm.HierarchicalModel(
+        radon,
+        "log_radon ~ floor + log_uranium + (1 | county)",
+        parameterization="centered",
+    ).build()
+    point = model.initial_point()
+    rng = np.random.default_rng(2)
+    point = {k: v + rng.normal(0, 0.3, size=np.shape(v)) for k, v in point.items()}
+    (dev,) = _at_point(model, [model["Intercept|county"]], point)
+    uranium = radon.groupby("county", sort=True)["log_uranium"].first().to_numpy()
+    expected = point["Intercept|county_coef"] - point["Intercept"] - point["log_uranium"] * uranium
+    np.testing.assert_allclose(dev, expected)
+    _assert_finite_logp(model)
 
 
 def test_per_term_parameterization_uncorrelated(simulated):
@@ -63,7 +95,9 @@ def test_per_term_parameterization_uncorrelated(simulated):
     model = _build(df, correlated=False, parameterization={"x": "centered"})
     assert "Intercept|g_offset" in model.named_vars
     assert "x|g_offset" not in model.named_vars
-    assert model["x|g"] in model.free_RVs
+    # hierarchical centering: the group slopes are sampled around the population slope
+    assert model["x|g_coef"] in model.free_RVs
+    assert model["x|g"] in model.deterministics
     assert model["Intercept|g"] in model.deterministics
     assert "g_corr" not in model.named_vars
     _assert_finite_logp(model)
@@ -109,7 +143,9 @@ def test_linear_predictor_matches_hand_computation(simulated):
     point = {k: v + rng.normal(0, 0.1, size=np.shape(v)) for k, v in point.items()}
     from scipy import stats
 
-    a, b = point["Intercept|g"], point["x|g"]
+    # centered: the group coefficients are sampled, the deviations are their difference
+    a = point["Intercept|g_coef"] - point["Intercept"]
+    b = point["x|g_coef"] - point["x"]
     codes = df["g"].astype("category").cat.codes.to_numpy()
     mu = point["Intercept"] + a[codes] + (point["x"] + b[codes]) * df["x"].to_numpy()
     sigma = np.exp(point["sigma_log__"])
