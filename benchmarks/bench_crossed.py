@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 import platform
-import time
 import warnings
 from pathlib import Path
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import pymc as pm
+from bench_radon import record  # one timing and ESS report for every benchmark
 
 import hiermodels as hm
 
@@ -61,28 +60,6 @@ def handwritten(df: pd.DataFrame, priors: pd.DataFrame) -> pm.Model:
     return model
 
 
-def record(label, run, seed) -> dict:
-    start = time.perf_counter()
-    idata = run(seed)
-    wall = time.perf_counter() - start
-    posterior = idata["posterior"]
-    sampling = float(posterior.attrs.get("sampling_time", np.nan))
-    ess = az.ess(posterior.to_dataset()[WATCHED], method="bulk")
-    slowest = min(WATCHED, key=lambda k: float(ess[k]))
-    result = {
-        "model": label,
-        "seed": seed,
-        "wall_s": round(wall, 3),
-        "sampling_s": round(sampling, 3),
-        "slowest_parameter": slowest,
-        "min_ess_bulk": round(float(ess[slowest]), 1),
-        "divergences": int(idata["sample_stats"]["diverging"].sum()),
-        "means": {k: round(float(posterior[k].mean()), 4) for k in WATCHED},
-    }
-    print(json.dumps(result))
-    return result
-
-
 def main() -> None:
     df = simulate()
     priors = hm.HierarchicalModel(df, FORMULA).default_priors()
@@ -111,7 +88,7 @@ def main() -> None:
     for seed in SEEDS:
         pair = [("hiermodels", ours), ("handwritten", theirs)]
         for label, run in pair if seed % 2 else pair[::-1]:
-            runs.append(record(label, run, seed))
+            runs.append(record(label, run, seed, watched=WATCHED))
     summary = {}
     for label in ("hiermodels", "handwritten"):
         mine = [r for r in runs if r["model"] == label]

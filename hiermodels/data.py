@@ -301,15 +301,12 @@ def prepare(
             raise SpecError("give group= (the grouping column) or groups=")
         groups = [Grouping(group, (group,), tuple(varying))]
     predictors = list(predictors)
-    dupes = sorted({v for v in predictors if predictors.count(v) > 1})
-    if dupes:
-        raise SpecError(f"predictors lists {dupes} more than once; list each term once")
-    for g in groups:
-        dupes = sorted({v for v in g.varying if list(g.varying).count(v) > 1})
+    lists = [("predictors", predictors)]
+    lists += [(f"the varying terms of {g.name!r}", list(g.varying)) for g in groups]
+    for what, values in lists:
+        dupes = sorted({v for v in values if values.count(v) > 1})
         if dupes:
-            raise SpecError(
-                f"the varying terms of {g.name!r} list {dupes} more than once; list each once"
-            )
+            raise SpecError(f"{what} list {dupes} more than once; list each term once")
     group_columns = list(dict.fromkeys(c for g in groups for c in g.columns))
     clash = [c for c in (y, *group_columns) if c in predictors]
     if clash:

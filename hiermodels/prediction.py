@@ -125,9 +125,9 @@ def predict(
     require_finite(data, needed)
     X = _design(result, data)
     labels = pd.DataFrame({f.name: factor_labels(data, f.columns) for f in d.factors})
-    new_levels = pd.DataFrame(
-        {f.name: ~labels[f.name].isin(f.levels) for f in d.factors}, index=data.index
-    )
+    # each row's level code per factor, as in fitting; -1 for a level not seen there
+    codes = {f.name: pd.Index(f.levels).get_indexer(labels[f.name]) for f in d.factors}
+    new_levels = pd.DataFrame({name: c < 0 for name, c in codes.items()}, index=data.index)
     if new_levels.to_numpy().any() and new_groups == "error":
         unseen = "; ".join(
             f"grouping factor {f.name!r} has level(s) not seen in fitting: "
@@ -151,19 +151,16 @@ def predict(
     for f in d.factors:
         block = slice(start, start + len(f.varying))
         start = block.stop
-        is_new = new_levels[f.name].to_numpy()
+        is_new = codes[f.name] < 0
         old_rows = np.flatnonzero(~is_new)
-        known = {label: j for j, label in enumerate(f.levels)}
-        old_idx = np.array([known[label] for label in labels[f.name].iloc[old_rows]], dtype=int)
         for q, t in enumerate(f.varying):
             effect = np.asarray(post[effect_name(t, f.name)])
-            dev[:, :, old_rows, block.start + q] = effect[..., old_idx]
+            dev[:, :, old_rows, block.start + q] = effect[..., codes[f.name][old_rows]]
         if is_new.any() and new_groups == "population":
-            new_labels = sorted(labels[f.name][is_new].unique())
-            fresh = _population_draws(post, f, len(new_labels), rng)  # (chain, draw, n_new, q)
-            which = {label: i for i, label in enumerate(new_labels)}
             rows = np.flatnonzero(is_new)
-            picked = [which[label] for label in labels[f.name].iloc[rows]]
+            # one fresh draw per new level (sorted labels), shared by that level's rows
+            new_labels, picked = np.unique(labels[f.name].to_numpy()[rows], return_inverse=True)
+            fresh = _population_draws(post, f, len(new_labels), rng)  # (chain, draw, n_new, q)
             dev[:, :, rows, block] = fresh[:, :, picked, :]
     offset = numeric_column(data, d.offset_name, "offset") if d.offset_name else None
     eta = linear_predictor_draws(post, d, X, dev, offset)

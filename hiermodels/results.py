@@ -157,7 +157,7 @@ class HierarchicalResult:
     # -- group-level estimates -----------------------------------------------------------
     def _factor(self, group: str | None) -> GroupFactor:
         d = self.data
-        return d.factors[0] if group is None and len(d.factors) else d.factor_named(group)
+        return d.factors[0] if group is None else d.factor_named(group)
 
     def group_coefficient_draws(
         self, group: str | None = None

@@ -64,8 +64,12 @@ def no_pooling_fit(y, X_shared, Z, group_idx, n_groups):
     fit = flat_prior_regression(y, no_pooling_design(X_shared, Z, group_idx, n_groups))
     m = n_groups * q
     se = np.sqrt(fit.s2 * np.diag(fit.cov_unscaled())[:m])
-    keep = fit.estimable[:m]
-    est = np.where(keep, fit.coef[:m], np.nan).reshape(n_groups, q)
+    return _per_group(fit.coef[:m], se, fit.estimable[:m], n_groups, q)
+
+
+def _per_group(coef, se, keep, n_groups, q):
+    """The group-major coefficients and SEs as (n_groups, q) tables, NaN where not ``keep``."""
+    est = np.where(keep, coef, np.nan).reshape(n_groups, q)
     return est, np.where(keep, se, np.nan).reshape(n_groups, q)
 
 
@@ -129,5 +133,4 @@ def no_pooling_glm(
     m = n_groups * q
     se = np.sqrt(np.diag(fit.cov_unscaled())[:m])
     keep = fit.estimable[:m] & (se < 100) & np.isfinite(coef[:m])
-    est = np.where(keep, coef[:m], np.nan).reshape(n_groups, q)
-    return est, np.where(keep, se, np.nan).reshape(n_groups, q)
+    return _per_group(coef[:m], se, keep, n_groups, q)
