@@ -1,4 +1,17 @@
-"""The ``hiermodels`` command: ``demo``, ``fit``, ``meta``, ``pool`` (``hiermodels --help``)."""
+"""The ``hiermodels`` command: ``demo``, ``fit``, ``meta``, ``pool`` (``hiermodels --help``).
+
+A user error never shows a traceback: the command prints one line ``error: ...`` on stderr
+saying what is wrong and how to fix it, and exits with
+
+* 0 on success;
+* 1 when the input cannot be used: the file is missing, unreadable, a directory, empty, binary
+  or not valid CSV, or hiermodels rejects the data (a :class:`~hiermodels.errors.HierModelsError`:
+  missing column, non-positive standard errors, ...); also when hiermodels itself fails
+  (a bug: the line says so and how to report it; ``HIERMODELS_DEBUG=1`` shows the traceback);
+* 2 when the command line is wrong: unknown subcommand or option, a bad option value
+  (``--draws -5``, ``--chains 0``) or a ``--plot`` path that cannot be written. These are
+  checked before anything is read or fitted.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +19,16 @@ import argparse
 import os
 import sys
 import time
+import traceback
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 
 from hiermodels import datasets
-from hiermodels.errors import ConvergenceWarning, HierModelsError
+from hiermodels.errors import ConvergenceWarning, DataError, HierModelsError
+from hiermodels.io import check_writable
 from hiermodels.meta import meta_analysis
 from hiermodels.models import fit_hierarchical
 from hiermodels.pooling import compare_pooling
@@ -82,6 +98,110 @@ def _ends(table: pd.DataFrame, k: int) -> pd.DataFrame:
     return pd.concat([table.head(k), table.tail(k)])
 
 
+# -- input and option checks: every user error becomes one line, never a traceback ---------
+
+
+class UsageError(Exception):
+    """The command line is wrong (exit code 2), found after argparse's own checks."""
+
+
+def read_csv(path: str) -> pd.DataFrame:
+    """Read the CSV file ``path``; a file that cannot be read raises :class:`DataError` saying
+    why (missing, a directory, empty, binary, not UTF-8, not valid CSV)."""
+    file = Path(path)
+    if not file.exists():
+        raise DataError(f"no such file: {path!r} (in {os.getcwd()}); check the file name")
+    if file.is_dir():
+        raise DataError(f"{path!r} is a directory; give the path of a CSV file")
+    with open(file, "rb") as handle:  # an OSError (no permission) is reported by main
+        start = handle.read(8192)
+    if not start.strip():
+        raise DataError(
+            f"{path!r} is empty; give a CSV file with a header row and one row per observation"
+        )
+    if b"\0" in start:
+        raise DataError(
+            f"{path!r} is a binary file, not CSV text (an Excel or netCDF file?); "
+            "export it as CSV (comma-separated, UTF-8)"
+        )
+    try:
+        return pd.read_csv(file)
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{path!r} is not UTF-8 text (byte {error.object[error.start]:#04x} at position "
+            f"{error.start}); save it as CSV with UTF-8 encoding"
+        ) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise DataError(
+            f"{path!r} is not valid CSV ({str(error).strip()}); check that every row has as "
+            "many comma-separated fields as the header and that every quote is closed"
+        ) from None
+
+
+def _count(text: str) -> int:
+    """argparse type of ``--draws`` and ``--chains``: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    """argparse type of ``--seed``: a whole number >= 0 (numpy's seeds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _check_args(args) -> None:
+    """Option checks argparse cannot do, made before any file is read or model fitted."""
+    if args.command == "fit" and args.formula is None and (args.y is None or args.group is None):
+        raise UsageError("hiermodels fit: give --formula, or both --y and --group")
+    if args.command == "pool":
+        kinds = {
+            "study-level": ("--estimate", args.estimate, "--se", args.se),
+            "row-level": ("--y", args.y, "--group", args.group),
+        }
+        given = [kind for kind, (_, a, _, b) in kinds.items() if a is not None or b is not None]
+        if len(given) != 1:
+            raise UsageError(
+                "hiermodels pool: give either --estimate and --se (study-level: one estimate "
+                "per study) or --y and --group (row-level: one row per observation)"
+                + (", not both" if given else "")
+            )
+        first, a, second, b = kinds[given[0]]
+        if a is None or b is None:
+            have, need = (first, second) if b is None else (second, first)
+            raise UsageError(f"hiermodels pool: {have} needs {need} too ({given[0]} data)")
+    if getattr(args, "plot", None):
+        _check_plot(args.plot)
+
+
+def _check_plot(plot: str) -> None:
+    # checked before fitting, so a bad path is not learned only after a long fit
+    try:
+        check_writable(plot, example="plot.png")
+    except DataError as error:
+        raise UsageError(f"--plot {plot}: {error}") from None
+    suffix = Path(plot).suffix.lstrip(".").lower()
+    if suffix:
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        formats = FigureCanvasBase.get_supported_filetypes()
+        if suffix not in formats:
+            raise UsageError(
+                f"--plot {plot}: cannot write a .{suffix} file; end the name with one of "
+                f"{', '.join('.' + f for f in sorted(formats))}"
+            )
+
+
 def _demo(args) -> None:
     schools = datasets.load("eight_schools")
     print(datasets.describe("eight_schools"))
@@ -98,9 +218,7 @@ def _demo(args) -> None:
 
 
 def _fit(args) -> None:
-    data = pd.read_csv(args.file)
-    if args.formula is None and (args.y is None or args.group is None):
-        raise SystemExit("hiermodels fit: give --formula, or --y and --group")
+    data = read_csv(args.file)
     result = fit_hierarchical(
         data,
         args.formula,
@@ -113,12 +231,13 @@ def _fit(args) -> None:
         family=args.family,
         random_seed=args.seed,
         draws=args.draws,
+        chains=args.chains,
     )
     report_fit(result)
 
 
 def _meta(args) -> None:
-    data = pd.read_csv(args.file)
+    data = read_csv(args.file)
     meta = meta_analysis(
         data,
         estimate=args.estimate,
@@ -128,6 +247,8 @@ def _meta(args) -> None:
         hyperprior=args.hyperprior,
         method=args.method,
         random_seed=args.seed,
+        draws=args.draws,
+        chains=args.chains,
     )
     print(meta)
     _print_table("Posterior (95% intervals):", meta.summary())
@@ -141,7 +262,7 @@ def _meta(args) -> None:
 
 
 def _pool(args) -> None:
-    data = pd.read_csv(args.file)
+    data = read_csv(args.file)
     comparison = compare_pooling(
         data,
         estimate=args.estimate,
@@ -154,22 +275,46 @@ def _pool(args) -> None:
         hyperprior=args.hyperprior,
         random_seed=args.seed,
         draws=args.draws,
+        chains=args.chains,
     )
     print(comparison)
     report_pooling(comparison, plot=args.plot)
 
 
+EPILOG = """\
+exit codes:
+  0  success
+  1  the input cannot be used: a missing, unreadable, empty, binary or malformed CSV
+     file, or data hiermodels rejects (missing column, bad standard errors, ...);
+     also an internal error in hiermodels (a bug; HIERMODELS_DEBUG=1 shows the traceback)
+  2  the command line is wrong: unknown subcommand or option, a bad value
+     (--draws -5, --chains 0), or a --plot path that cannot be written
+
+Errors are one line on stderr, "error: ...", saying what to fix.
+"""
+
+
+_HELP = {"epilog": EPILOG, "formatter_class": argparse.RawDescriptionHelpFormatter}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line ``error: ...`` on stderr (exit code 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}; see '{self.prog} --help'\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="hiermodels", description="Hierarchical models and Bayesian meta-analysis."
+    parser = _Parser(
+        prog="hiermodels", description="Hierarchical models and Bayesian meta-analysis.", **_HELP
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="no / complete / partial pooling on eight schools")
+    demo = sub.add_parser("demo", **_HELP, help="no / complete / partial pooling on eight schools")
     demo.add_argument("--plot", default="eight_schools_pooling.png", help="shrinkage plot PNG")
-    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--seed", type=_seed, default=1)
     demo.set_defaults(run=_demo)
 
-    fit = sub.add_parser("fit", help="fit a hierarchical regression to a CSV file")
+    fit = sub.add_parser("fit", **_HELP, help="fit a hierarchical regression to a CSV file")
     fit.add_argument("file")
     fit.add_argument(
         "--formula",
@@ -184,11 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--varying", nargs="*", default=[], help="predictors with varying slopes")
     fit.add_argument("--parameterization", default="noncentered")
     fit.add_argument("--hyperprior", default="half_cauchy")
-    fit.add_argument("--draws", type=int, default=1000)
-    fit.add_argument("--seed", type=int, default=None)
+    fit.add_argument("--draws", type=_count, default=1000, help="draws per chain")
+    fit.add_argument("--chains", type=_count, default=4)
+    fit.add_argument("--seed", type=_seed, default=None)
     fit.set_defaults(run=_fit)
 
-    meta = sub.add_parser("meta", help="random-effects meta-analysis of study estimates")
+    meta = sub.add_parser("meta", **_HELP, help="random-effects meta-analysis of study estimates")
     meta.add_argument("file")
     meta.add_argument("--estimate", required=True, help="column of study estimates")
     meta.add_argument("--se", required=True, help="column of their standard errors")
@@ -196,12 +342,15 @@ def build_parser() -> argparse.ArgumentParser:
     meta.add_argument("--moderators", nargs="*", default=[])
     meta.add_argument("--hyperprior", default="half_cauchy")
     meta.add_argument("--method", default="exact", choices=["exact", "mcmc"])
+    meta.add_argument("--draws", type=_count, default=1000, help="draws per chain (mcmc)")
+    meta.add_argument("--chains", type=_count, default=4)
     meta.add_argument("--plot", default=None, help="write the forest plot to this PNG")
-    meta.add_argument("--seed", type=int, default=None)
+    meta.add_argument("--seed", type=_seed, default=None)
     meta.set_defaults(run=_meta)
 
     pool = sub.add_parser(
         "pool",
+        **_HELP,
         help="compare no, complete and partial pooling (study-level: --estimate/--se; "
         "row-level: --y/--group)",
     )
@@ -214,25 +363,55 @@ def build_parser() -> argparse.ArgumentParser:
     pool.add_argument("--predictors", nargs="*", default=[])
     pool.add_argument("--varying", nargs="*", default=[], help="predictors with varying slopes")
     pool.add_argument("--hyperprior", default="half_cauchy")
-    pool.add_argument("--draws", type=int, default=1000)
+    pool.add_argument("--draws", type=_count, default=1000, help="draws per chain (row-level)")
+    pool.add_argument("--chains", type=_count, default=4)
     pool.add_argument("--plot", default="pooling.png", help="write the shrinkage plot here")
-    pool.add_argument("--seed", type=int, default=None)
+    pool.add_argument("--seed", type=_seed, default=None)
     pool.set_defaults(run=_pool)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the command line ``argv``; returns the exit code (see the module docstring)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help (0) or a usage error (2), already printed
+        return stop.code if isinstance(stop.code, int) else 0
+    try:
+        _check_args(args)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    debug = os.environ.get("HIERMODELS_DEBUG", "") not in ("", "0")
     try:
         with warnings.catch_warnings():
             # convergence warnings are printed once, after the tables, by report_fit
             warnings.simplefilter("ignore", ConvergenceWarning)
             warnings.filterwarnings("ignore", "PyTensor could not link to a BLAS", UserWarning)
             args.run(args)
-    except HierModelsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130  # the shell's code for a command stopped by Ctrl-C (128 + SIGINT)
+    except Exception as error:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {_message(error)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _message(error: Exception) -> str:
+    """The one line for an error while running a command (exit code 1)."""
+    if isinstance(error, HierModelsError):
+        return str(error)
+    if isinstance(error, OSError):  # a file unreadable (permissions) or unwritable (disk full)
+        where = f": {error.filename!r}" if error.filename else ""
+        return f"{error.strerror or error}{where}"
+    return (
+        f"internal error ({type(error).__name__}: {error}); this is a bug in hiermodels, not "
+        "in your input: please report it with the command you ran; rerun with "
+        "HIERMODELS_DEBUG=1 for the traceback"
+    )
 
 
 if __name__ == "__main__":

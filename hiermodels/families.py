@@ -76,6 +76,11 @@ class Family:
         """Raise :class:`DataError` naming the rows if ``y`` (and trials) cannot be this
         family's outcome."""
         if self.outcome == "real":
+            if np.ptp(y) == 0:
+                raise DataError(
+                    f"outcome column {column!r} is constant ({y[0]:g} in every row): there is "
+                    "nothing to model and its SD is zero; check that you chose the right column"
+                )
             return
         whole = np.equal(np.mod(y, 1), 0)
         if self.outcome == "binary":

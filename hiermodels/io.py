@@ -19,6 +19,8 @@ Any netCDF reader sees the draws; :func:`load` rebuilds the result, including it
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from dataclasses import fields
 from pathlib import Path
 
@@ -33,7 +35,7 @@ from hiermodels.priors import Prior
 from hiermodels.results import HierarchicalResult
 from hiermodels.spec import Grouping, HierarchicalSpec
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "load", "save"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "check_writable", "load", "save"]
 
 FORMAT = "hiermodels.fit"
 FORMAT_VERSION = 2  # bump when a file written now could not be read by the old loader
@@ -48,18 +50,15 @@ def _prior_to_json(prior: Prior) -> dict:
     }
 
 
-def _prior_from_json(entry: dict) -> Prior:
-    entry = dict(entry)
-    cls = getattr(priors_module, entry.pop("family"), None)
-    if not (isinstance(cls, type) and issubclass(cls, Prior)):
-        raise SpecError(f"unknown prior family in file: {entry}")
-    return cls(**entry)
-
-
 def save(result: HierarchicalResult, path) -> Path:
-    """Write ``result`` to ``path`` (netCDF4); see the module docstring for the layout."""
+    """Write ``result`` to ``path`` (netCDF4); see the module docstring for the layout.
+
+    Raises :class:`DataError` when ``path`` cannot be written (its directory does not exist,
+    it is a directory, no permission, disk full), saying which.
+    """
     from hiermodels import __version__
 
+    path = check_writable(path, example="fit.nc")
     d, spec = result.data, result.spec
     variables = {
         "y": (("obs",), d.y),
@@ -133,8 +132,57 @@ def save(result: HierarchicalResult, path) -> Path:
         "hiermodels_priors": json.dumps(resolved),
         "hiermodels_diagnostics": json.dumps(list(result.diagnostics)),
     }
+    existed = path.exists()
+    try:
+        tree.to_netcdf(path)
+    except OSError as error:
+        # the netCDF library reports most failures as "Permission denied"; the checks above
+        # ruled out the usual causes, so what is left is the system's own reason
+        if not existed:
+            path.unlink(missing_ok=True)  # no half-written file that hm.load would reject
+        raise DataError(
+            f"cannot write {str(path)!r}: {error.strerror or error}; check the disk space and "
+            "permissions, or save to another path"
+        ) from None
+    return path
+
+
+def check_writable(path, *, example: str) -> Path:
+    """``path`` as a ``Path`` if a file can be written there, else a :class:`DataError`.
+
+    Checked before any work (a fit, a plot), so a bad path is reported at once and with its
+    real reason: the directory does not exist, the path is a directory, no permission.
+    ``example`` is a file name to suggest when ``path`` is a directory.
+    """
     path = Path(path)
-    tree.to_netcdf(path)
+    shown = str(path)
+    if path.is_dir():
+        raise DataError(
+            f"cannot write {shown!r}: it is a directory; give a file name, "
+            f"e.g. {str(path / example)!r}"
+        )
+    folder = path.parent
+    if not folder.exists():
+        raise DataError(
+            f"cannot write {shown!r}: directory {str(folder)!r} does not exist; create it "
+            f"(mkdir -p {folder}) or choose another path"
+        )
+    if not folder.is_dir():
+        raise DataError(
+            f"cannot write {shown!r}: {str(folder)!r} is a file, not a directory; "
+            "choose another path"
+        )
+    try:
+        # a real trial, not os.access: that says yes to root on a read-only file system
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise DataError(
+            f"cannot write {shown!r}: directory {str(folder)!r} is not writable "
+            f"({error.strerror or error}); choose another directory"
+        ) from None
+    if path.exists() and not os.access(path, os.W_OK):
+        raise DataError(f"cannot write {shown!r}: the file exists and is read-only")
     return path
 
 
@@ -142,102 +190,306 @@ def load(path) -> HierarchicalResult:
     """Read a result written by :meth:`HierarchicalResult.save`.
 
     Raises :class:`DataError` for a file that is not a hiermodels fit (or not netCDF at
-    all) and :class:`SpecError` for one written in a newer, incompatible format.
+    all), or one that was damaged or edited (the message names the file and the field), and
+    :class:`SpecError` for one written in a newer, incompatible format.
     """
     from hiermodels import __version__
 
     path = Path(path)
+    file = str(path)
     if not path.exists():
-        raise DataError(f"no such file: {str(path)!r}")
+        raise DataError(f"no such file: {file!r}")
+    if path.is_dir():
+        raise DataError(f"{file!r} is a directory; hm.load reads a file written by result.save")
     try:
         with xr.open_datatree(path) as opened:
             tree = opened.load()
     except (OSError, ValueError) as error:
         raise DataError(
-            f"{str(path)!r} is not a readable netCDF file ({type(error).__name__}: {error}); "
+            f"{file!r} is not a readable netCDF file ({type(error).__name__}: {error}); "
             "hm.load reads files written by result.save"
         ) from None
     attrs = tree.attrs
     if attrs.get("hiermodels_format") != FORMAT or DATA_GROUP not in tree.children:
         raise DataError(
-            f"{str(path)!r} is a netCDF file but not a hiermodels fit (no "
+            f"{file!r} is a netCDF file but not a hiermodels fit (no "
             "'hiermodels_format' attribute or data group); hm.load reads files written by "
             "result.save"
         )
-    version = int(attrs.get("hiermodels_format_version", -1))
+    version = _Fields(file, "attribute", attrs).get("hiermodels_format_version", int)
     if version != FORMAT_VERSION:
         raise SpecError(
-            f"{str(path)!r} was written by hiermodels {attrs.get('hiermodels_version')} in "
+            f"{file!r} was written by hiermodels {attrs.get('hiermodels_version')} in "
             f"file format {version}; this hiermodels {__version__} reads format "
             f"{FORMAT_VERSION}; load it with the version that wrote it"
         )
+    if "posterior" not in tree.children:
+        raise _damaged(file, "group 'posterior'", "is missing")
+    spec = _spec_from_json(_json_attr(file, attrs, "hiermodels_spec"))
+    data = _data_from_tree(
+        tree[DATA_GROUP].to_dataset(), _json_attr(file, attrs, "hiermodels_encoding")
+    )
+    stored = _json_attr(file, attrs, "hiermodels_priors")
+    priors = {}
+    for name in stored.value:
+        entry = stored.record(name)
+        priors[name] = ResolvedPrior(
+            _prior_from_json(entry.record("prior")), entry.get("role", str), entry.get("rule", str)
+        )
+    # files written before diagnostics were stored have none
+    diagnostics = (
+        _json_attr(file, attrs, "hiermodels_diagnostics", kind=list).value
+        if "hiermodels_diagnostics" in attrs
+        else []
+    )
+    spec_groups = [g.name for g in spec.groups]
+    if spec_groups != [f.name for f in data.factors]:
+        raise _damaged(
+            file,
+            "hiermodels_encoding.factors",
+            f"names {[f.name for f in data.factors]} but hiermodels_spec.groups names "
+            f"{spec_groups}",
+        )
     try:
-        spec_json = json.loads(attrs["hiermodels_spec"])
-        encoding = json.loads(attrs["hiermodels_encoding"])
-        resolved = json.loads(attrs["hiermodels_priors"])
-        diagnostics = tuple(json.loads(attrs.get("hiermodels_diagnostics", "[]")))
-    except (KeyError, json.JSONDecodeError) as error:
-        raise DataError(f"{str(path)!r} has damaged hiermodels attributes ({error})") from None
-    spec = _spec_from_json(spec_json)
-    data = _data_from_tree(tree[DATA_GROUP].to_dataset(), encoding)
-    priors = {
-        k: ResolvedPrior(_prior_from_json(v["prior"]), v["role"], v["rule"])
-        for k, v in resolved.items()
-    }
+        model = build_model(data, spec, priors)
+    except (KeyError, IndexError, TypeError, ValueError) as error:
+        # every field passed its own check, so they disagree with each other
+        raise DataError(
+            f"{file!r} is damaged: its stored spec, encoding and priors do not fit together "
+            f"({type(error).__name__}: {error}); the file was edited or not fully written - "
+            "refit and save again with result.save"
+        ) from error
+    _check_posterior(file, tree["posterior"].to_dataset(), model, data)
     idata = tree.copy()
     del idata[DATA_GROUP]
     idata.attrs = {k: v for k, v in attrs.items() if not k.startswith("hiermodels_")}
-    return HierarchicalResult(
-        idata, build_model(data, spec, priors), data, spec, priors, diagnostics
+    return HierarchicalResult(idata, model, data, spec, priors, tuple(map(str, diagnostics)))
+
+
+# -- reading a file that may have been damaged or edited ----------------------------------
+
+
+def _damaged(file: str, where: str, problem: str) -> DataError:
+    return DataError(
+        f"{file!r} is damaged: {where} {problem}; the file was edited or not fully written - "
+        "refit and save again with result.save"
     )
 
 
-def _spec_from_json(s: dict) -> HierarchicalSpec:
-    parameterization = s["parameterization"]
-    hyperprior = s["hyperprior"]
-    return HierarchicalSpec(
-        y=s["y"],
-        groups=tuple(
-            Grouping(g["name"], tuple(g["columns"]), tuple(g["varying"]), bool(g["correlated"]))
-            for g in s["groups"]
-        ),
-        predictors=tuple(s["predictors"]),
-        parameterization=parameterization
-        if isinstance(parameterization, str)
-        else tuple(sorted(parameterization.items())),
-        hyperprior=hyperprior if isinstance(hyperprior, str) else _prior_from_json(hyperprior),
-        lkj_eta=float(s["lkj_eta"]),
-        priors=tuple(sorted((k, _prior_from_json(v)) for k, v in s["priors"].items())),
-        family=s["family"],
-        trials=s["trials"],
-        offset=s["offset"],
-        formula=s.get("formula"),
-    )
+_KIND_NAMES = {
+    str: "a string",
+    bool: "true or false",
+    float: "a number",
+    int: "an integer",
+    dict: "an object",
+    list: "a list",
+}
 
 
-def _data_from_tree(ds: xr.Dataset, e: dict) -> GroupedData:
-    return GroupedData(
-        y=np.asarray(ds["y"], dtype=float),
-        y_name=e["y_name"],
-        X=np.asarray(ds["X"], dtype=float),
-        terms=tuple(e["terms"]),
-        factors=tuple(
-            GroupFactor(
-                name=f["name"],
-                columns=tuple(f["columns"]),
-                levels=tuple(f["levels"]),
-                idx=np.asarray(ds["group_idx"], dtype=np.int64)[:, k],
-                varying=tuple(f["varying"]),
-                group_level=tuple(f["group_level"]),
-                correlated=bool(f["correlated"]),
+class _Fields:
+    """A JSON object (or the root attributes) read from a fit file.
+
+    Every read goes through :meth:`get`, which raises a :class:`DataError` naming the file and
+    the full field (``hiermodels_spec.groups[0].columns``) when it is missing or of the wrong
+    type, instead of a ``KeyError`` deep inside the loader.
+    """
+
+    def __init__(self, file: str, where: str, value):
+        self.file, self.where, self.value = file, where, value
+
+    def _name(self, key) -> str:
+        if self.where == "attribute":
+            return key
+        return f"{self.where}[{key}]" if isinstance(key, int) else f"{self.where}.{key}"
+
+    def _field(self, key) -> str:
+        """How a message names the field: ``attribute 'x'`` or ``field a.b[0].c``."""
+        return f"attribute {key!r}" if self.where == "attribute" else f"field {self._name(key)}"
+
+    def get(self, key, kind, *, null: bool = False):
+        """The field ``key``, which must be a ``kind`` (or None if ``null``)."""
+        if key not in self.value:
+            raise _damaged(self.file, self._field(key), "is missing")
+        value = self.value[key]
+        if null and value is None:
+            return None
+        if kind is int:
+            ok = isinstance(value, int | np.integer) and not isinstance(value, bool)
+        elif kind is float:
+            ok = isinstance(value, int | float | np.number) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, kind)
+        if not ok:
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            wanted = _KIND_NAMES.get(kind, getattr(kind, "__name__", str(kind)))
+            raise _damaged(
+                self.file,
+                self._field(key),
+                f"should be {wanted}{' or null' if null else ''}, not {shown}",
             )
-            for k, f in enumerate(e["factors"])
+        return value
+
+    def record(self, key) -> _Fields:
+        return _Fields(self.file, self._name(key), self.get(key, dict))
+
+    def records(self, key) -> list[_Fields]:
+        items = _Fields(self.file, self._name(key), dict(enumerate(self.get(key, list))))
+        return [items.record(k) for k in items.value]
+
+    def strings(self, key) -> tuple[str, ...]:
+        items = _Fields(self.file, self._name(key), dict(enumerate(self.get(key, list))))
+        return tuple(items.get(k, str) for k in items.value)
+
+
+def _json_attr(file: str, attrs, name: str, *, kind=dict) -> _Fields:
+    text = _Fields(file, "attribute", attrs).get(name, str)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise _damaged(file, f"attribute {name!r}", f"is not valid JSON ({error})") from None
+    if not isinstance(value, kind):
+        raise _damaged(file, f"attribute {name!r}", f"should hold {_KIND_NAMES[kind]}")
+    return _Fields(file, name, value)
+
+
+def _prior_from_json(f: _Fields) -> Prior:
+    entry = dict(f.value)
+    family = f.get("family", str)
+    cls = getattr(priors_module, family, None)
+    if not (isinstance(cls, type) and issubclass(cls, Prior)):
+        raise _damaged(f.file, f"field {f.where}.family", f"names no prior family ({family!r})")
+    del entry["family"]
+    wanted = {p.name for p in fields(cls)}
+    if set(entry) != wanted:
+        raise _damaged(
+            f.file,
+            f"field {f.where}",
+            f"has parameters {sorted(entry)}; {family} takes {sorted(wanted)}",
+        )
+    for p in fields(cls):
+        f.get(p.name, float, null=p.default is None)
+    return cls(**entry)
+
+
+def _spec_from_json(s: _Fields) -> HierarchicalSpec:
+    parameterization = s.get("parameterization", str | dict)
+    if isinstance(parameterization, dict):
+        stored = s.record("parameterization")
+        parameterization = tuple(sorted((k, stored.get(k, str)) for k in stored.value))
+    hyperprior = s.get("hyperprior", str | dict)
+    if isinstance(hyperprior, dict):
+        hyperprior = _prior_from_json(s.record("hyperprior"))
+    stored_priors = s.record("priors")
+    return HierarchicalSpec(
+        y=s.get("y", str),
+        groups=tuple(
+            Grouping(
+                g.get("name", str),
+                g.strings("columns"),
+                g.strings("varying"),
+                g.get("correlated", bool),
+            )
+            for g in s.records("groups")
         ),
-        row_labels=tuple(e["row_labels"]),
-        predictors=tuple(e["predictors"]),
-        categories=tuple((k, tuple(v)) for k, v in e["categories"].items()),
-        trials=np.asarray(ds["trials"], dtype=float) if "trials" in ds else None,
-        offset=np.asarray(ds["offset"], dtype=float) if "offset" in ds else None,
-        trials_name=e["trials_name"],
-        offset_name=e["offset_name"],
+        predictors=s.strings("predictors"),
+        parameterization=parameterization,
+        hyperprior=hyperprior,
+        lkj_eta=float(s.get("lkj_eta", float)),
+        priors=tuple(
+            sorted((k, _prior_from_json(stored_priors.record(k))) for k in stored_priors.value)
+        ),
+        family=s.get("family", str),
+        trials=s.get("trials", str, null=True),
+        offset=s.get("offset", str, null=True),
+        # files written before formulas were stored have no "formula"
+        formula=s.get("formula", str, null=True) if "formula" in s.value else None,
     )
+
+
+def _array(file: str, ds: xr.Dataset, name: str, dims: tuple[str, ...], shape, dtype) -> np.ndarray:
+    """Variable ``name`` of the data group, checked for its dims, shape and a numeric type."""
+    where = f"variable {DATA_GROUP}/{name}"
+    if name not in ds:
+        raise _damaged(file, where, "is missing")
+    var = ds[name]
+    if var.dims != dims or var.shape != shape:
+        raise _damaged(
+            file,
+            where,
+            f"has dims {dict(var.sizes)}; expected {dict(zip(dims, shape, strict=True))}",
+        )
+    if not np.issubdtype(var.dtype, np.number):
+        raise _damaged(file, where, f"has type {var.dtype}, not numbers")
+    return np.asarray(var, dtype=dtype)
+
+
+def _data_from_tree(ds: xr.Dataset, e: _Fields) -> GroupedData:
+    file = e.file
+    if "y" not in ds:
+        raise _damaged(file, f"variable {DATA_GROUP}/y", "is missing")
+    n = ds["y"].size
+    terms = e.strings("terms")
+    factors = e.records("factors")
+    y = _array(file, ds, "y", ("obs",), (n,), float)
+    X = _array(file, ds, "X", ("obs", "term"), (n, len(terms)), float)
+    idx = _array(file, ds, "group_idx", ("obs", "factor"), (n, len(factors)), np.int64)
+    row_labels = e.strings("row_labels")
+    if len(row_labels) != n:
+        raise _damaged(
+            file,
+            "field hiermodels_encoding.row_labels",
+            f"has {len(row_labels)} labels for {n} rows",
+        )
+    trials_name = e.get("trials_name", str, null=True)
+    offset_name = e.get("offset_name", str, null=True)
+    group_factors = []
+    for k, f in enumerate(factors):
+        levels = f.strings("levels")
+        codes = idx[:, k]
+        if not levels or (n and (codes.min() < 0 or codes.max() >= len(levels))):
+            raise _damaged(
+                file,
+                f"field {f.where}.levels",
+                f"has {len(levels)} levels but {DATA_GROUP}/group_idx codes run "
+                f"{codes.min() if n else '-'}..{codes.max() if n else '-'}",
+            )
+        group_factors.append(
+            GroupFactor(
+                name=f.get("name", str),
+                columns=f.strings("columns"),
+                levels=levels,
+                idx=codes,
+                varying=f.strings("varying"),
+                group_level=f.strings("group_level"),
+                correlated=f.get("correlated", bool),
+            )
+        )
+    categories = e.record("categories")
+    return GroupedData(
+        y=y,
+        y_name=e.get("y_name", str),
+        X=X,
+        terms=terms,
+        factors=tuple(group_factors),
+        row_labels=row_labels,
+        predictors=e.strings("predictors"),
+        categories=tuple((k, categories.strings(k)) for k in categories.value),
+        trials=None if trials_name is None else _array(file, ds, "trials", ("obs",), (n,), float),
+        offset=None if offset_name is None else _array(file, ds, "offset", ("obs",), (n,), float),
+        trials_name=trials_name,
+        offset_name=offset_name,
+    )
+
+
+def _check_posterior(file: str, posterior: xr.Dataset, model, data: GroupedData) -> None:
+    """Every sampled variable of the rebuilt model is in the posterior, with as many groups."""
+    for var in [*model.free_RVs, *model.deterministics]:
+        if var.name not in posterior:
+            raise _damaged(file, f"variable posterior/{var.name}", "is missing")
+    for k, f in enumerate(data.factors):
+        if f.name in posterior.sizes and posterior.sizes[f.name] != len(f.levels):
+            raise _damaged(
+                file,
+                f"field hiermodels_encoding.factors[{k}].levels",
+                f"lists {len(f.levels)} levels but the posterior has {posterior.sizes[f.name]}",
+            )

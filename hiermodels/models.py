@@ -23,6 +23,7 @@ from hiermodels.errors import PriorWarning
 from hiermodels.families import get_family
 from hiermodels.priors import Prior
 from hiermodels.results import HierarchicalResult
+from hiermodels.sampling import check_sampling_args
 from hiermodels.spec import HierarchicalSpec, keywords_from_formula
 
 __all__ = ["HierarchicalModel", "fit_hierarchical"]
@@ -216,6 +217,7 @@ class HierarchicalModel:
         PriorWarning
             For hyperpriors known to misbehave (inverse-gamma; flat with < 4 groups).
         """
+        check_sampling_args(draws=draws, tune=tune, chains=chains)
         data, spec, priors = self._prepare()
         for f, t in data.effects:
             message = priors[sigma_name(t, f.name)].prior.warning(f.n_groups)

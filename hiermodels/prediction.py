@@ -22,6 +22,7 @@ from hiermodels.builders.hierarchical import sigma_name
 from hiermodels.data import (
     INTERCEPT,
     factor_labels,
+    level_labels,
     numeric_column,
     require_columns,
     require_finite,
@@ -88,7 +89,7 @@ def _design(result, new: pd.DataFrame) -> np.ndarray:
         if col not in categories:
             columns[col] = numeric_column(new, col, "predictor")
             continue
-        values = new[col].astype(str)
+        values = level_labels(new[col])
         unseen = ~values.isin(categories[col])
         if unseen.any():
             raise DataError(

@@ -46,7 +46,31 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Prior:
-    """Base class: a named family with numeric parameters."""
+    """Base class: a named family with numeric parameters.
+
+    Parameters are checked when the prior is made: every one must be a finite number, and
+    scales, shapes and rates (every parameter but ``mu``, ``lower`` and ``upper``) > 0.
+    """
+
+    _location_fields = ("mu", "lower", "upper")
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None and f.name == "upper":
+                continue
+            number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+                value, bool
+            )
+            if not number or not np.isfinite(value):
+                raise SpecError(
+                    f"{type(self).__name__}: {f.name} must be a finite number, got {value!r}"
+                )
+            if f.name not in self._location_fields and value <= 0:
+                raise SpecError(
+                    f"{type(self).__name__}: {f.name} must be > 0, got {value!r}; e.g. "
+                    f"{type(self).__name__}({f.name}=1)"
+                )
 
     def create(self, name: str, **kwargs):
         """Add this prior as a random variable ``name`` to the PyMC model in context."""
@@ -83,6 +107,7 @@ class Normal(Prior):
     mu: float = 0.0
     sigma: float = 1.0
     _pymc_name = "Normal"
+    real_line = True  # support: the builders may sample it standardized
 
     def logpdf(self, x):
         return stats.norm.logpdf(x, self.mu, self.sigma)
@@ -220,6 +245,13 @@ class Uniform(Prior):
 
     lower: float = 0.0
     upper: float | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.lower < 0:
+            raise SpecError(f"Uniform on an SD: lower must be >= 0, got {self.lower!r}")
+        if self.upper is not None and self.upper <= self.lower:
+            raise SpecError(f"Uniform: upper ({self.upper!r}) must be above lower ({self.lower!r})")
 
     def create(self, name, **kwargs):
         import pymc as pm

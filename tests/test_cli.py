@@ -45,8 +45,17 @@ def test_bad_input_gives_message_not_traceback(tmp_path, capsys, radon):
     path = tmp_path / "radon.csv"
     radon.to_csv(path, index=False)
     code = main(["fit", str(path), "--y", "radon", "--group", "county"])
-    assert code == 2
-    assert "column(s) 'radon' not in the data" in capsys.readouterr().err
+    assert code == 1  # data the library rejects: 1; a wrong command line: 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "column(s) 'radon' not in the data" in err
+
+
+def test_help_documents_the_exit_codes(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "exit codes:" in out
+    assert "1  the input cannot be used" in out and "2  the command line is wrong" in out
 
 
 def test_meta_command_prints_tables_and_writes_plot(tmp_path, capsys):
@@ -103,4 +112,6 @@ def test_pool_command_needs_one_kind_of_data(tmp_path, capsys, radon):
     path = tmp_path / "radon.csv"
     radon.to_csv(path, index=False)
     assert main(["pool", str(path), "--y", "log_radon"]) == 2
-    assert "need both y= and group=" in capsys.readouterr().err
+    assert "--y needs --group too" in capsys.readouterr().err
+    assert main(["pool", str(path), "--y", "log_radon", "--group", "county", "--se", "x"]) == 2
+    assert "not both" in capsys.readouterr().err

@@ -44,7 +44,7 @@ def test_crossed_builds_one_block_per_factor():
     model = hm.HierarchicalModel(df, "y ~ x + (1 | item) + (1 | rater)").build()
     assert len(model.coords["item"]) == 20 and len(model.coords["rater"]) == 8
     assert dims_of(model) == {
-        "Intercept": None,
+        "Intercept_at_means": None,  # predictors are centred inside the model
         "x": None,
         "Intercept|item_sigma": None,
         "Intercept|item_offset": ("item",),
@@ -111,7 +111,11 @@ def test_likelihood_indexes_each_factor():
     )
     a = np.exp(point["Intercept|school_sigma_log__"]) * point["Intercept|school_offset"]
     b = np.exp(point["Intercept|school:class_sigma_log__"]) * point["Intercept|school:class_offset"]
-    eta = point["Intercept"] + point["x"] * df["x"] + a[school] + b[klass.to_numpy()]
+    values = model.replace_rvs_by_values([model["Intercept"], model["x"]])
+    intercept, x = model.compile_fn(values, inputs=model.value_vars, on_unused_input="ignore")(
+        point
+    )
+    eta = intercept + x * df["x"] + a[school] + b[klass.to_numpy()]
     sigma = np.exp(point["sigma_log__"])
     assert value == pytest.approx(stats.norm.logpdf(df["y"], eta, sigma).sum())
 
@@ -200,7 +204,8 @@ def test_save_load_several_factors(crossed_mocked, tmp_path):
 
 
 def _fit_tolerating_rhat(df, formula, **kwargs):
-    """Fit, letting R-hat (1.01-1.05) and ESS (100-200) warnings through; worse fails.
+    """Fit, letting R-hat (1.01-1.05), ESS (100-200) and rare-divergence warnings through;
+    worse fails.
 
     With well-measured groups the population intercept and the mean of the deviations form a
     ridge (the deviation parameterization is not hierarchically centered), which mixes
@@ -210,7 +215,10 @@ def _fit_tolerating_rhat(df, formula, **kwargs):
         warnings.simplefilter("always", hm.ConvergenceWarning)
         res = hm.fit_hierarchical(df, formula, **kwargs)
     for w in caught:
-        assert str(w.message).startswith(("R-hat above", "bulk ESS below")), w.message
+        message = str(w.message)
+        assert message.startswith(("R-hat above", "bulk ESS below")) or "divergent" in message
+
+    assert np.asarray(res.idata["sample_stats"]["diverging"]).mean() < 0.005
     table = res.summary()
     assert table["r_hat"].max() < 1.05
     assert table["ess_bulk"].min() > 100
@@ -218,24 +226,26 @@ def _fit_tolerating_rhat(df, formula, **kwargs):
 
 
 @pytest.mark.slow
-def test_crossed_recovery():
+def test_crossed_recovery(seed):
     """Item and rater SDs and the slope are recovered (99% intervals) with converged chains."""
-    df, a, _ = crossed_data(seed=5)
+    df, a, b = crossed_data(seed=seed(5))
     res = _fit_tolerating_rhat(
         df,
         "y ~ x + (1 | item) + (1 | rater)",
         draws=1000,
         tune=1000,
         chains=2,
-        random_seed=5,
+        random_seed=seed(5),
         sample_kwargs={"target_accept": 0.95},
     )
     table = res.summary(prob=0.99)
+    # the SDs the data carry information on are those of the effects drawn (20 items, 8
+    # raters), not the nominal 1.0 and 0.5: with 20 draws a sample SD of 0.46 happens
     for name, truth in (
         ("x", 0.5),
         ("sigma", 0.3),
-        ("Intercept|item_sigma", 1.0),
-        ("Intercept|rater_sigma", 0.5),
+        ("Intercept|item_sigma", np.std(a, ddof=1)),
+        ("Intercept|rater_sigma", np.std(b, ddof=1)),
     ):
         assert table.loc[name, "ci_low"] < truth < table.loc[name, "ci_high"], name
     assert table["r_hat"].max() < 1.05
@@ -245,15 +255,15 @@ def test_crossed_recovery():
 
 
 @pytest.mark.slow
-def test_nested_recovery_and_new_class_in_known_school():
-    df, _, _ = nested_data(seed=2, schools=8, students=10)
+def test_nested_recovery_and_new_class_in_known_school(seed):
+    df, _, _ = nested_data(seed=seed(2), schools=8, students=10)
     res = _fit_tolerating_rhat(
         df,
         "y ~ x + (1 | school/class)",
         draws=800,
         tune=800,
         chains=2,
-        random_seed=2,
+        random_seed=seed(2),
         sample_kwargs={"target_accept": 0.95},
     )
     table = res.summary(prob=0.99)
@@ -261,7 +271,7 @@ def test_nested_recovery_and_new_class_in_known_school():
     assert table.loc["Intercept|school:class_sigma", "ci_low"] < 0.5
     assert 0.5 < table.loc["Intercept|school:class_sigma", "ci_high"]
     new = pd.DataFrame({"school": ["s0", "s0", "new"], "class": ["c0", "c9", "c0"], "x": 0.0})
-    width = res.predict(new, random_seed=1).summary(prob=0.9).eval("ci_high - ci_low")
+    width = res.predict(new, random_seed=seed(1)).summary(prob=0.9).eval("ci_high - ci_low")
     # known class < new class of a known school < class of a new school
     assert width.iloc[0] < width.iloc[1] < width.iloc[2]
 

@@ -78,3 +78,23 @@ def test_foreign_corrupt_missing_and_newer_files(mock_pymc_sample, counts, tmp_p
     newer.to_netcdf(tmp_path / "newer.nc")
     with pytest.raises(hm.SpecError, match=r"written by hiermodels 9\.0\.0 in file format 99"):
         hm.load(tmp_path / "newer.nc")
+
+
+def test_save_gives_the_real_reason_and_leaves_no_half_written_file(
+    mock_pymc_sample, counts, tmp_path, monkeypatch
+):
+    res = hm.fit_hierarchical(counts, y="y", group="g", draws=10)
+    # the netCDF library says "Permission denied" for all of these
+    with pytest.raises(hm.DataError, match=r"directory '.*missing' does not exist"):
+        res.save(tmp_path / "missing" / "fit.nc")
+    with pytest.raises(hm.DataError, match="it is a directory"):
+        res.save(tmp_path)
+
+    def fails_halfway(self, path, **kwargs):
+        path.write_bytes(b"CDF\x01 half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(xr.DataTree, "to_netcdf", fails_halfway)
+    with pytest.raises(hm.DataError, match=r"cannot write '.*fit\.nc': No space left on device"):
+        res.save(tmp_path / "fit.nc")
+    assert not (tmp_path / "fit.nc").exists()  # hm.load would only call it damaged

@@ -186,7 +186,8 @@ def test_plots_render_one_row_per_study(schools_meta, tmp_path):
 def test_presets_scale_and_warnings(rubin):
     meta = hm.meta_analysis(rubin, estimate="y", se="sigma", study="school")
     rms = np.sqrt(np.mean(np.square(RUBIN_SE)))
-    assert meta.tau_prior == hm.priors.HalfCauchy(beta=pytest.approx(rms))
+    assert isinstance(meta.tau_prior, hm.priors.HalfCauchy)
+    assert meta.tau_prior.beta == pytest.approx(rms)
     with pytest.warns(hm.PriorWarning, match="toward zero"):
         hm.meta_analysis(rubin, estimate="y", se="sigma", hyperprior="inverse_gamma")
     with pytest.warns(hm.PriorWarning, match="heavy-tailed"):

@@ -5,10 +5,14 @@ import pytest
 
 import hiermodels as hm
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    # judged by a divergence rate and R-hat, not by warnings (see the test)
+    pytest.mark.filterwarnings("ignore::hiermodels.errors.ConvergenceWarning"),
+]
 
 
-def test_exact_and_mcmc_agree():
+def test_exact_and_mcmc_agree(seed):
     schools = hm.datasets.load("eight_schools")
     kwargs = {
         "estimate": "y",
@@ -26,11 +30,13 @@ def test_exact_and_mcmc_agree():
         draws=2500,
         tune=1000,
         chains=2,
-        random_seed=3,
+        random_seed=seed(3),
         sample_kwargs={"target_accept": 0.95},
         **kwargs,
     )
-    assert mcmc.diagnostics == ()
+    # a divergence now and then is chance; a biased fit shows a rate, and the comparisons below
+    assert np.asarray(mcmc.idata["sample_stats"]["diverging"]).mean() < 0.005
+    assert mcmc.summary()["r_hat"].max() < 1.02
     a, b = exact.summary(), mcmc.summary()
     for name in ["mu", "tau", "theta_new"]:
         mcse = b.loc[name, "sd"] / np.sqrt(b.loc[name, "ess_bulk"])

@@ -85,12 +85,12 @@ def test_bad_options(fitted):
 
 
 @pytest.mark.slow
-def test_new_group_interval_wider_than_known_group_with_much_data(radon):
+def test_new_group_interval_wider_than_known_group_with_much_data(radon, seed):
     res = hm.fit_hierarchical(
-        radon, y="log_radon", group="county", predictors=["floor"], random_seed=5
+        radon, y="log_radon", group="county", predictors=["floor"], random_seed=seed(5)
     )
     new = pd.DataFrame({"county": ["HENNEPIN", "NOWHERE"], "floor": [0, 0]})
-    s = res.predict(new, random_seed=1).summary()
+    s = res.predict(new, random_seed=seed(1)).summary()
     width = s["ci_high"] - s["ci_low"]
     assert width.iloc[1] > 3 * width.iloc[0]  # 105 houses vs none
     # the new county's spread is the population's: sd ~ sqrt(tau^2 + se(mu)^2)

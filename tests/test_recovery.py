@@ -9,7 +9,11 @@ import pytest
 
 import hiermodels as hm
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    # the fits are judged by sampled_well (a divergence rate, R-hat, ESS), not by warnings
+    pytest.mark.filterwarnings("ignore::hiermodels.errors.ConvergenceWarning"),
+]
 
 POPULATION = ["Intercept", "x", "sigma", "Intercept|g_sigma", "x|g_sigma"]
 
@@ -30,22 +34,25 @@ def _fit(df, parameterization, seed):
 
 
 @pytest.fixture(scope="module")
-def fits(simulated):
+def fits(simulated, seed):
     df, truth = simulated
-    return truth, _fit(df, "noncentered", 11), _fit(df, "centered", 12)
+    return truth, _fit(df, "noncentered", seed(11)), _fit(df, "centered", seed(12))
 
 
-def test_truth_inside_posterior_intervals(fits):
+def test_truth_inside_posterior_intervals(fits, sampled_well):
     truth, noncentered, _ = fits
     # 99% intervals: five parameters at 95% would miss one in four data sets by design
     table = noncentered.summary(prob=0.99)
     for name in POPULATION:
         assert table.loc[name, "ci_low"] < truth[name] < table.loc[name, "ci_high"], name
-    assert noncentered.diagnostics == ()
+    sampled_well(noncentered)
 
 
-def test_centered_and_noncentered_agree(fits):
+def test_centered_and_noncentered_agree(fits, sampled_well):
     _, noncentered, centered = fits
+    # 10 rows per group: the centered form meets the funnel now and then (a few divergences
+    # in 4000 draws on some machines), so it is allowed a somewhat higher rate
+    sampled_well(centered, divergence_rate=0.01)
     a, b = noncentered.summary(), centered.summary()
     for name in POPULATION:
         mcse = np.hypot(
@@ -67,7 +74,7 @@ def test_partial_pooling_shrinks_toward_population(fits):
     assert 0.02 < table["shrinkage"].median() < 0.5
 
 
-def test_sleepstudy_matches_lme4():
+def test_sleepstudy_matches_lme4(seed, sampled_well):
     # lme4: lmer(Reaction ~ Days + (Days | Subject), sleepstudy), REML fixed effects
     # (Bates et al. 2015, J. Stat. Softw. 67(1), §1): 251.405 (SE 6.825), 10.467 (SE 1.546)
     sleep = hm.datasets.load("sleepstudy")
@@ -80,8 +87,9 @@ def test_sleepstudy_matches_lme4():
         draws=1000,
         tune=1000,
         chains=2,
-        random_seed=5,
+        random_seed=seed(5),
     )
+    sampled_well(res)
     table = res.summary()
     for name, published in [("Intercept", 251.405), ("days", 10.467)]:
         assert abs(table.loc[name, "mean"] - published) < table.loc[name, "sd"], name

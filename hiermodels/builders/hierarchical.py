@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
+from pymc.logprob.transforms import Transform
 
 from hiermodels.builders.effects import effect_name, group_effect
 from hiermodels.data import INTERCEPT, GroupedData, GroupFactor
@@ -89,10 +90,10 @@ def resolve_priors(data: GroupedData, spec: HierarchicalSpec) -> dict[str, Resol
     predictor and ``s_y = sd(y)`` for the identity link, 1 for the logit and log links (see
     :mod:`hiermodels.families`):
 
-    - ``Intercept ~ Normal(c, sqrt((2.5 s_y)^2 + sum_x (2.5 s_y mean(x) / s_x)^2))``, with
-      ``c`` the link of the mean outcome (``mean(y)``, ``logit`` of the success rate, ``log``
-      of the rate per unit exposure), wide enough for the intercept at x = 0 when predictors
-      are not centered;
+    - ``Intercept ~ Normal(c, 2.5 s_y)`` for the intercept at the predictors' means (the
+      model samples it as ``Intercept_at_means`` and reports ``Intercept`` at x = 0, as brms
+      and rstanarm do), with ``c`` the link of the mean outcome (``mean(y)``, ``logit`` of
+      the success rate, ``log`` of the rate per unit exposure);
     - each coefficient ``~ Normal(0, 2.5 s_y / s_x)``;
     - the family's auxiliary parameters: ``sigma ~ Exponential(mean = s_y)`` (gaussian,
       student_t), ``nu ~ Gamma(2, 0.1)`` (student_t), ``alpha ~ HalfCauchy(1)``
@@ -107,15 +108,11 @@ def resolve_priors(data: GroupedData, spec: HierarchicalSpec) -> dict[str, Resol
     centre, sd_y, sd_x = _scales(data, family)
     slopes = [t for t in data.terms if t != INTERCEPT]
     out: dict[str, ResolvedPrior] = {}
-    spread = np.sqrt(
-        (2.5 * sd_y) ** 2
-        + sum((2.5 * sd_y * np.mean(data.column(t)) / sd_x[t]) ** 2 for t in slopes)
-    )
     link = "" if family.link == "identity" else f"{family.link} "
     out[INTERCEPT] = ResolvedPrior(
-        Normal(centre, float(spread)),
-        "population intercept",
-        f"Normal({link}mean outcome, 2.5 s_y, widened)",
+        Normal(centre, 2.5 * sd_y),
+        "population intercept" + (" at the predictors' means" if slopes else ""),
+        f"Normal({link}mean outcome, 2.5 s_y)",
     )
     for t in slopes:
         out[t] = ResolvedPrior(
@@ -167,10 +164,7 @@ def build_model(data: GroupedData, spec: HierarchicalSpec, priors: dict[str, Res
     # The design enters as constants, term by term (no matmul, no multiplying by the
     # intercept's column of ones): the smallest graph, which compiles fastest under nutpie.
     with pm.Model(coords=coords) as model:
-        mu = 0.0
-        coefs = {t: priors[t].prior.create(t) for t in data.terms}
-        for t, coef in coefs.items():
-            mu = mu + (coef if t == INTERCEPT else coef * data.column(t))
+        coefs, mu = _population(data, family, priors)
         centres = _centres(data, spec, coefs)
         for f in data.factors:
             for t, b in _factor_effects(f, spec, priors, centres.get(f.name)).items():
@@ -180,6 +174,65 @@ def build_model(data: GroupedData, spec: HierarchicalSpec, priors: dict[str, Res
         aux = {a.name: priors[a.name].prior.create(a.name) for a in family.aux}
         family.likelihood(data.y_name, mu, aux, data.y, data.trials, dims="obs")
     return model
+
+
+INTERCEPT_AT_MEANS = f"{INTERCEPT}_at_means"
+
+
+class _Standardize(Transform):
+    """Sample ``(value - loc) / scale`` instead of ``value``: the same prior and posterior,
+    but NUTS sees every population coefficient on a unit scale, so a slope per second of a
+    Unix timestamp (~1e-9) and an intercept in the thousands start and adapt alike."""
+
+    name = "standardized"
+
+    def __init__(self, loc: float, scale: float):
+        self.loc, self.scale = float(loc), float(scale)
+
+    def forward(self, value, *inputs):
+        return (value - self.loc) / self.scale
+
+    def backward(self, value, *inputs):
+        return value * self.scale + self.loc
+
+    def log_jac_det(self, value, *inputs):
+        return pt.zeros_like(value) + np.log(self.scale)
+
+
+def _population(data: GroupedData, family: Family, priors: dict[str, ResolvedPrior]):
+    """Population coefficients and the population part of the linear predictor.
+
+    Predictors are centred inside the model (brms and rstanarm do the same): the sampled
+    intercept is the one at the predictors' means, ``Intercept_at_means``, and the linear
+    predictor is ``Intercept_at_means + sum_k beta_k (x_k - mean(x_k))``. So a ``year``
+    (2000-2020) or a Unix timestamp does not tie the intercept to every slope in a ridge;
+    ``Intercept`` (at x = 0, the user's scale) is a Deterministic. Each coefficient is also
+    sampled standardized (:class:`_Standardize`). Coefficients are the user's, unscaled.
+    """
+    centre, sd_y, sd_x = _scales(data, family)
+    sd_y = sd_y if np.isfinite(sd_y) and sd_y > 0 else 1.0
+    slopes = [t for t in data.terms if t != INTERCEPT]
+    coefs = {}
+    for t in slopes:
+        coefs[t] = _create(priors[t].prior, t, 0.0, sd_y / sd_x[t])
+    if not slopes:
+        coefs[INTERCEPT] = _create(priors[INTERCEPT].prior, INTERCEPT, centre, sd_y)
+        return coefs, coefs[INTERCEPT]
+    at_means = _create(priors[INTERCEPT].prior, INTERCEPT_AT_MEANS, centre, sd_y)
+    means = {t: float(np.mean(data.column(t))) for t in slopes}
+    mu, shift = at_means, 0.0
+    for t in slopes:
+        mu = mu + coefs[t] * (data.column(t) - means[t])
+        shift = shift + coefs[t] * means[t]
+    coefs[INTERCEPT] = pm.Deterministic(INTERCEPT, at_means - shift)
+    return {INTERCEPT: coefs[INTERCEPT], **{t: coefs[t] for t in slopes}}, mu
+
+
+def _create(prior: Prior, name: str, loc: float, scale: float):
+    """``prior`` as variable ``name``, sampled standardized when its support is the real line."""
+    if getattr(prior, "real_line", False) and np.isfinite(scale) and scale > 0:
+        return prior.create(name, default_transform=_Standardize(loc, scale))
+    return prior.create(name)
 
 
 def _centres(data: GroupedData, spec: HierarchicalSpec, coefs: dict) -> dict[str, dict]:

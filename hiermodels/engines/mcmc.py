@@ -12,6 +12,7 @@ import xarray as xr
 
 from hiermodels.errors import ConvergenceWarning, SpecError
 from hiermodels.numerics import diagnostics
+from hiermodels.sampling import check_sampling_args
 
 __all__ = ["SAMPLERS", "check_convergence", "sample", "sample_checked"]
 
@@ -53,6 +54,7 @@ def sample(
     sample_kwargs: Mapping | None,
 ) -> xr.DataTree:
     """Run NUTS on ``model`` and return the ArviZ DataTree."""
+    check_sampling_args(draws=draws, tune=tune, chains=chains)
     kwargs = dict(sample_kwargs or {})
     with model:
         return pm.sample(

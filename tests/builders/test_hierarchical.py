@@ -69,8 +69,9 @@ def test_centered_correlated_samples_joint_effects(simulated):
     rng = np.random.default_rng(1)
     point = {k: v + rng.normal(0, 0.3, size=np.shape(v)) for k, v in point.items()}
     devs = _at_point(model, [model["Intercept|g"], model["x|g"]], point)
-    np.testing.assert_allclose(devs[0], point["g_effects"][:, 0] - point["Intercept"])
-    np.testing.assert_allclose(devs[1], point["g_effects"][:, 1] - point["x"])
+    intercept, x = _at_point(model, [model["Intercept"], model["x"]], point)
+    np.testing.assert_allclose(devs[0], point["g_effects"][:, 0] - intercept)
+    np.testing.assert_allclose(devs[1], point["g_effects"][:, 1] - x)
 
 
 def test_centered_intercept_includes_group_level_predictors(radon):
@@ -83,9 +84,11 @@ def test_centered_intercept_includes_group_level_predictors(radon):
     point = model.initial_point()
     rng = np.random.default_rng(2)
     point = {k: v + rng.normal(0, 0.3, size=np.shape(v)) for k, v in point.items()}
-    (dev,) = _at_point(model, [model["Intercept|county"]], point)
+    dev, intercept, slope = _at_point(
+        model, [model["Intercept|county"], model["Intercept"], model["log_uranium"]], point
+    )
     uranium = radon.groupby("county", sort=True)["log_uranium"].first().to_numpy()
-    expected = point["Intercept|county_coef"] - point["Intercept"] - point["log_uranium"] * uranium
+    expected = point["Intercept|county_coef"] - intercept - slope * uranium
     np.testing.assert_allclose(dev, expected)
     _assert_finite_logp(model)
 
@@ -108,8 +111,10 @@ def test_intercept_only_and_group_level_predictor(radon):
         radon, y="log_radon", group="county", predictors=["floor", "log_uranium"]
     ).build()
     free = {v.name for v in model.free_RVs}
+    # predictors are centred inside the model: the intercept at their means is sampled
+    assert model["Intercept"] in model.deterministics
     assert free == {
-        "Intercept",
+        "Intercept_at_means",
         "floor",
         "log_uranium",
         "sigma",
@@ -124,6 +129,26 @@ def test_intercept_only_and_group_level_predictor(radon):
 def test_every_preset_has_finite_logp(simulated, preset):
     df, _ = simulated
     _assert_finite_logp(_build(df, hyperprior=preset))
+
+
+def test_predictors_are_centred_and_standardized_inside_the_model(simulated):
+    """The sampler sees the intercept at the predictors' means and unit-scale coefficients;
+    the reported Intercept and slope are the user's (x = 0, per unit of x)."""
+    df, _ = simulated
+    far = df.assign(x=2000 + 10 * df["x"])
+    model = _build(far, varying=[])
+    assert {"x_standardized__", "Intercept_at_means_standardized__"} <= {
+        v.name for v in model.value_vars
+    }
+    point = model.initial_point()
+    point = {k: v + 0.3 for k, v in point.items()}
+    at_means, x, intercept = _at_point(
+        model, [model["Intercept_at_means"], model["x"], model["Intercept"]], point
+    )
+    np.testing.assert_allclose(intercept, at_means - x * far["x"].mean())
+    # standardized coefficient: value = u * sd(y) / sd(x), so 0.3 maps to 0.3 sd(y)/sd(x)
+    np.testing.assert_allclose(x, 0.3 * df["y"].std(ddof=1) / far["x"].std(ddof=0), rtol=1e-10)
+    _assert_finite_logp(model)
 
 
 def test_build_returns_new_model_each_call(simulated):
@@ -144,10 +169,11 @@ def test_linear_predictor_matches_hand_computation(simulated):
     from scipy import stats
 
     # centered: the group coefficients are sampled, the deviations are their difference
-    a = point["Intercept|g_coef"] - point["Intercept"]
-    b = point["x|g_coef"] - point["x"]
+    intercept, x = _at_point(model, [model["Intercept"], model["x"]], point)
+    a = point["Intercept|g_coef"] - intercept
+    b = point["x|g_coef"] - x
     codes = df["g"].astype("category").cat.codes.to_numpy()
-    mu = point["Intercept"] + a[codes] + (point["x"] + b[codes]) * df["x"].to_numpy()
+    mu = intercept + a[codes] + (x + b[codes]) * df["x"].to_numpy()
     sigma = np.exp(point["sigma_log__"])
     loglik = stats.norm.logpdf(df["y"], mu, sigma).sum()
     obs_logp = model.compile_logp(vars=[model["y"]], mode=FAST)
