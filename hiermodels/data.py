@@ -149,6 +149,12 @@ def require_columns(df: pd.DataFrame, columns: Sequence[str]) -> None:
             f"column(s) {', '.join(map(repr, missing))} not in the data; available columns: "
             f"{', '.join(map(str, df.columns))}. Fix the name or add the column."
         )
+    repeated = [c for c in dict.fromkeys(columns) if (df.columns == c).sum() > 1]
+    if repeated:
+        raise DataError(
+            f"column(s) {', '.join(map(repr, repeated))} appear more than once in the data; "
+            "rename or drop the duplicates, e.g. df.loc[:, ~df.columns.duplicated()]"
+        )
     if len(df) == 0:
         raise DataError("the data frame is empty; pass at least one row per group")
 
@@ -264,6 +270,14 @@ def encode_predictors(df: pd.DataFrame, predictors: Sequence[str]) -> tuple[list
     columns: list[np.ndarray] = []
     for col in predictors:
         series = df[col]
+        if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(
+            series
+        ):
+            raise DataError(
+                f"predictor column {col!r} holds dates or times ({series.dtype}); choose the "
+                f"unit of its slope and make it numeric, e.g. df[{col!r}].dt.year, or days "
+                f"since a start: (df[{col!r}] - df[{col!r}].min()).dt.days"
+            )
         if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
             values = numeric_column(df, col, "predictor")
             if np.ptp(values) == 0:

@@ -97,11 +97,12 @@ def meta_analysis(
     >>> schools = hm.datasets.load("eight_schools")
     >>> meta = hm.meta_analysis(schools, estimate="y", se="sigma", study="school",
     ...                         hyperprior=hm.priors.HalfCauchy(25), random_seed=1)
-    >>> round(meta.summary().loc["tau", "median"], 2) > 0
+    >>> bool(meta.summary().loc["tau", "median"] > 0)
     True
     """
     if method not in METHODS:
         raise SpecError(f"unknown method {method!r}; use 'exact' or 'mcmc'")
+    _check_sampling(draws=draws, chains=chains, tune=tune, parameterization=parameterization)
     if mu_prior is not None and not isinstance(mu_prior, Prior):
         raise SpecError(f"mu_prior must be None (flat) or a prior object, got {mu_prior!r}")
     studies = prepare_studies(data, estimate=estimate, se=se, study=study, moderators=moderators)
@@ -147,6 +148,25 @@ def meta_analysis(
     )
 
 
+PARAMETERIZATIONS = ("noncentered", "centered")
+
+
+def _check_sampling(*, draws, chains, tune, parameterization) -> None:
+    """Refuse sampling arguments that pm.sample or the exact draws would choke on later."""
+    for name, value, least in (("draws", draws, 1), ("chains", chains, 1), ("tune", tune, 0)):
+        if name == "tune" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise SpecError(
+                f"{name} must be an integer >= {least}, got {value!r}; e.g. {name}="
+                f"{ {'draws': 1000, 'chains': 4, 'tune': 1000}[name] }"
+            )
+    if parameterization not in PARAMETERIZATIONS:
+        raise SpecError(
+            f"unknown parameterization {parameterization!r}; use 'noncentered' or 'centered'"
+        )
+
+
 def _add_theta_new(idata, studies: StudyData, names: list[str], rng) -> None:
     """theta_new ~ Normal(x_bar' beta, tau): the effect in a new study, per posterior draw."""
     post = idata["posterior"]
@@ -170,7 +190,9 @@ def effect_sizes_2x2(
     """Log risk ratios or log odds ratios with standard errors from 2x2 tables.
 
     Each row is one study: ``ai``/``bi`` events / non-events in the treated arm, ``ci``/``di``
-    in the control arm. Studies with a zero cell get ``add`` in all four cells (metafor's
+    in the control arm; counts must be non-negative whole numbers and each arm must have at
+    least one patient (else :class:`~hiermodels.errors.DataError`); ``add`` must be >= 0.
+    Studies with a zero cell get ``add`` in all four cells (metafor's
     ``escalc`` default, ``to="only0"``). Returns a copy of ``data`` with columns ``yi`` and
     ``sei`` added.
 
@@ -179,11 +201,18 @@ def effect_sizes_2x2(
     >>> import hiermodels as hm
     >>> bcg = hm.effect_sizes_2x2(hm.datasets.load("bcg"), ai="tpos", bi="tneg",
     ...                           ci="cpos", di="cneg")
-    >>> round(bcg.loc[0, "yi"], 4), round(bcg.loc[0, "sei"] ** 2, 4)  # metafor dat.bcg
+    >>> round(float(bcg.loc[0, "yi"]), 4), round(float(bcg.loc[0, "sei"]) ** 2, 4)  # metafor
     (-0.8893, 0.3256)
     """
     if measure not in MEASURES:
         raise SpecError(f"unknown measure {measure!r}; use one of {', '.join(MEASURES)}")
+    if isinstance(add, bool) or not isinstance(add, (int, float, np.number)) or not add >= 0:
+        raise SpecError(
+            f"add must be a number >= 0 (added to the cells of tables with a zero), got {add!r}; "
+            "use add=0.5 (metafor's default) or add=0"
+        )
+    if not np.isfinite(add):
+        raise SpecError(f"add must be finite, got {add!r}; use add=0.5 (metafor's default)")
     cells = [ai, bi, ci, di]
     require_columns(data, cells)
     require_finite(data, cells)
@@ -193,7 +222,25 @@ def effect_sizes_2x2(
         if len(bad):
             raise DataError(
                 f"count column {col!r} has negative values ({format_rows(bad)}); counts must "
-                "be >= 0"
+                "be >= 0 (metafor: 'One or more counts are negative')"
+            )
+        bad = data.index[v != np.round(v)]
+        if len(bad):
+            # metafor's escalc takes any non-negative number silently; here a fraction is
+            # taken for a data error (a rate or a proportion in a count column)
+            raise DataError(
+                f"count column {col!r} has non-integer values ({format_rows(bad)}, e.g. "
+                f"{v[v != np.round(v)][0]:g}); counts must be whole numbers of patients: check "
+                f"those rows, or round them with df[{col!r}].round() if they are reconstructed "
+                "counts"
+            )
+    for arm, (events, rest) in (("treated", (ai, bi)), ("control", (ci, di))):
+        total = values[cells.index(events)] + values[cells.index(rest)]
+        bad = data.index[total == 0]
+        if len(bad):
+            raise DataError(
+                f"the {arm} arm has no patients ({events!r} + {rest!r} = 0 in "
+                f"{format_rows(bad)}), so its risk is undefined; drop those rows"
             )
     yi, sei = MEASURES[measure](*values, add=add)
     out = data.copy()

@@ -16,6 +16,7 @@ from hiermodels.data import (
     require_finite,
 )
 from hiermodels.errors import DataError, format_rows
+from hiermodels.numerics.heterogeneity import SE_RANGE, SE_RATIO
 
 __all__ = ["StudyData", "prepare_studies"]
 
@@ -76,6 +77,27 @@ def prepare_studies(
         raise DataError(
             f"column {se!r} has {len(bad)} value(s) <= 0 ({format_rows(bad)}); standard errors "
             "must be positive (a study with se = 0 would get infinite weight)"
+        )
+    low, high = SE_RANGE
+    for bad, side, fix in (
+        (df.index[s < low], f"below {low:g}", "smaller"),
+        (df.index[s > high], f"above {high:g}", "larger"),
+    ):
+        if len(bad):
+            raise DataError(
+                f"column {se!r} has {len(bad)} standard error(s) {side} ({format_rows(bad)}): "
+                "their squares (the sampling variances) and weights 1/se^2 do not fit in double "
+                f"precision; express {estimate!r} and {se!r} in {fix} units (multiply both "
+                "columns by the same power of 10) so that every se lies between "
+                f"{low:g} and {high:g}"
+            )
+    if s.max() / s.min() > SE_RATIO:
+        lo, hi = df.index[[int(np.argmin(s)), int(np.argmax(s))]]
+        raise DataError(
+            f"column {se!r} spans more than a factor {SE_RATIO:g} (se {s.min():g} in row {lo}, "
+            f"{s.max():g} in row {hi}): the weights 1/se^2 do not fit in double precision. A "
+            f"study with se {SE_RATIO:g} times another's has no weight at all next to it: drop "
+            "the rows with the huge se, or check the units of those rows"
         )
     if len(df) < 2:
         raise DataError(

@@ -214,7 +214,9 @@ class MetaAnalysisResult:
         (the intercept with moderators), the posterior mean and median of tau, and REML's mu
         and tau2 and I2 for comparison (metafor's ``leave1out``). With moderators, each
         moderator's coefficient follows: posterior mean ``{name}``, sd ``{name}_sd`` and
-        REML's ``{name}_reml``.
+        REML's ``{name}_reml``. The REML columns are NaN where the studies left cannot
+        estimate the coefficients and tau^2 (k - 1 <= p, e.g. one study left of two); the
+        Bayesian ones stay defined there, since the prior on tau is proper.
         """
         d = self.data
         rows = []
@@ -222,7 +224,7 @@ class MetaAnalysisResult:
             sub = d.without(i)
             post = exact_fit(sub, mu_prior=self.mu_prior, tau_prior=self.tau_prior)
             beta, tau = post.beta_summary(prob), post.tau_summary(prob)
-            fit = het.reml(sub.y, sub.se, sub.X if sub.has_moderators else None)
+            fit = _reml_or_none(sub)
             rows.append(
                 {
                     "left_out": label,
@@ -232,16 +234,16 @@ class MetaAnalysisResult:
                     "ci_high": float(beta["upper"][0]),
                     "tau_mean": tau["mean"],
                     "tau_median": tau["median"],
-                    "mu_reml": float(fit.beta[0]),
-                    "tau2_reml": fit.tau2,
-                    "I2_reml": fit.I2,
+                    "mu_reml": float(fit.beta[0]) if fit else np.nan,
+                    "tau2_reml": fit.tau2 if fit else np.nan,
+                    "I2_reml": fit.I2 if fit else np.nan,
                     **{
                         column: value
                         for k, name in enumerate(self.coefficient_names[1:], start=1)
                         for column, value in (
                             (name, float(beta["mean"][k])),
                             (f"{name}_sd", float(beta["sd"][k])),
-                            (f"{name}_reml", float(fit.beta[k])),
+                            (f"{name}_reml", float(fit.beta[k]) if fit else np.nan),
                         )
                     },
                 }
@@ -270,3 +272,10 @@ class MetaAnalysisResult:
             f"<MetaAnalysisResult {d.k} studies{mods}; method={self.method}, "
             f"tau ~ {self.tau_prior}, mu ~ {self.mu_prior or 'flat'}>"
         )
+
+
+def _reml_or_none(data: StudyData) -> het.REFit | None:
+    """REML fit of ``data``, or None if it has too few studies for one (k <= p)."""
+    if data.k <= data.X.shape[1]:
+        return None
+    return het.reml(data.y, data.se, data.X if data.has_moderators else None)

@@ -217,7 +217,7 @@ class HierarchicalModel:
         PriorWarning
             For hyperpriors known to misbehave (inverse-gamma; flat with < 4 groups).
         """
-        check_sampling_args(draws=draws, tune=tune, chains=chains)
+        check_sampling_args(draws=draws, tune=tune, chains=chains, random_seed=random_seed)
         data, spec, priors = self._prepare()
         for f, t in data.effects:
             message = priors[sigma_name(t, f.name)].prior.warning(f.n_groups)

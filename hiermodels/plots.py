@@ -41,7 +41,12 @@ def forest(result, *, path=None, prob=0.95, ax=None):
     ax.errorbar(
         effects["mean"],
         rows - 0.15,
-        xerr=[effects["mean"] - effects["ci_low"], effects["ci_high"] - effects["mean"]],
+        # clipped: for a study with a tiny se the interval is a point, and rounding can put
+        # the mean a hair outside it
+        xerr=np.maximum(
+            0.0,
+            [effects["mean"] - effects["ci_low"], effects["ci_high"] - effects["mean"]],
+        ),
         fmt="o",
         color="C0",
         ms=5,

@@ -26,7 +26,7 @@ from scipy import stats
 
 from hiermodels.data import INTERCEPT, GroupedData
 from hiermodels.engines.exact import exact_fit
-from hiermodels.errors import SpecError
+from hiermodels.errors import DataError, SpecError
 from hiermodels.meta import meta_analysis
 from hiermodels.meta_data import StudyData
 from hiermodels.models import HierarchicalModel
@@ -388,7 +388,7 @@ def compare_pooling(
             f"compare_pooling takes one grouping column, got group={group!r}: no pooling is "
             "defined per level of a single factor"
         )
-    partial = HierarchicalModel(
+    model = HierarchicalModel(
         data,
         y=y,
         group=group,
@@ -396,7 +396,9 @@ def compare_pooling(
         varying=varying,
         parameterization=parameterization,
         hyperprior=hyperprior,
-    ).fit(
+    )
+    _check_no_pooling_identified(model._prepare()[0])  # before sampling, not after
+    partial = model.fit(
         draws,
         tune=tune,
         chains=chains,
@@ -503,13 +505,32 @@ def _loso_partial(meta) -> np.ndarray:
 
 
 # -- row-level data ---------------------------------------------------------------------------
+def _no_pooling_design_of(d: GroupedData) -> np.ndarray:
+    """The no-pooling design: varying terms per group, the other terms shared."""
+    shared = [t for t in d.terms if t not in d.varying and t not in d.group_level]
+    X_shared = np.column_stack([d.column(t) for t in shared]) if shared else np.empty((len(d.y), 0))
+    return no_pooling_design(X_shared, d.Z, d.group_idx, d.n_groups)
+
+
+def _check_no_pooling_identified(d: GroupedData) -> None:
+    """No pooling needs residual degrees of freedom for sigma (one row per group has none)."""
+    design = _no_pooling_design_of(d)
+    rank = np.linalg.matrix_rank(design)
+    if len(d.y) - rank < 1:
+        raise DataError(
+            f"no pooling fits {', '.join(d.varying)} separately for each of the {d.n_groups} "
+            f"{d.group!r} groups: {rank} coefficients from {len(d.y)} rows leave no residual "
+            "degrees of freedom for sigma (groups have too few rows, e.g. one each); "
+            "compare_pooling needs some groups with more rows than varying terms, or use "
+            "fit_hierarchical for the partial-pooling fit alone"
+        )
+
+
 def _compare_rows(partial, *, rng, chains) -> PoolingComparison:
     d: GroupedData = partial.data
     J, q = d.n_groups, len(d.varying)
     n = EXACT_DRAWS // chains
-    shared = [t for t in d.terms if t not in d.varying and t not in d.group_level]
-    X_shared = np.column_stack([d.column(t) for t in shared]) if shared else np.empty((len(d.y), 0))
-    none_design = no_pooling_design(X_shared, d.Z, d.group_idx, J)
+    none_design = _no_pooling_design_of(d)
     none = flat_prior_regression(d.y, none_design)
     complete = flat_prior_regression(d.y, d.X)
     # contrasts: group j's coefficient of each varying term, as c' beta

@@ -37,6 +37,35 @@ def test_prediction_for_known_rows_equals_the_linear_predictor(fitted):
     assert (summary.index == df.index).all()
 
 
+def test_group_labels_match_by_value_in_fit_predict_save_and_load(mock_pymc_sample, tmp_path):
+    """A group id read back as float (1.0), or as np.int64, is the group it was fitted as."""
+    rng = np.random.default_rng(4)
+    df = pd.DataFrame(
+        {"y": rng.normal(size=60), "x": rng.normal(size=60), "g": np.repeat(np.arange(1, 13), 5)}
+    )
+    res = hm.fit_hierarchical(df, y="y", group="g", predictors=["x"], draws=40)
+    assert res.model.coords["g"][:3] == ("1", "2", "3")  # numeric ids in numeric order
+    rows = {"x": [0.3, 0.3]}
+    as_int = res.predict(pd.DataFrame({"g": [2, 10]} | rows), random_seed=1).summary()
+    back = hm.load(res.save(tmp_path / "fit.nc"))
+    for labels, fit in [
+        ([2.0, 10.0], res),
+        ([np.int64(2), np.int64(10)], res),
+        (pd.Series([2, 10], dtype="Int64"), res),
+        ([2.0, 10.0], back),
+    ]:
+        pred = fit.predict(pd.DataFrame({"g": labels} | rows), random_seed=1).summary()
+        assert not pred["new_group"].any(), labels
+        widths = pred["ci_high"] - pred["ci_low"]
+        np.testing.assert_allclose(widths, as_int["ci_high"] - as_int["ci_low"])
+    # fitting on the float-read column gives the same groups
+    floats = hm.HierarchicalModel(df.assign(g=df["g"].astype(float)), y="y", group="g").build()
+    assert floats.coords["g"] == res.model.coords["g"]
+    # a genuinely new id is new, and 2.5 is not 2
+    pred = res.predict(pd.DataFrame({"g": [13, 2.5]} | rows), random_seed=1).summary()
+    assert pred["new_group"].all()
+
+
 def test_new_groups_population_zero_error(fitted):
     _, res = fitted
     new = pd.DataFrame({"g": ["g0", "zz", "zz", "yy"], "x": [0.5, 0.5, 0.5, 0.5], "kind": "b"})

@@ -54,7 +54,7 @@ def sample(
     sample_kwargs: Mapping | None,
 ) -> xr.DataTree:
     """Run NUTS on ``model`` and return the ArviZ DataTree."""
-    check_sampling_args(draws=draws, tune=tune, chains=chains)
+    check_sampling_args(draws=draws, tune=tune, chains=chains, random_seed=random_seed)
     kwargs = dict(sample_kwargs or {})
     with model:
         return pm.sample(

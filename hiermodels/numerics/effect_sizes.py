@@ -34,6 +34,15 @@ def _cells(ai, bi, ci, di, add, to):
             )
     if to not in _TO:
         raise ValueError(f"to must be one of {_TO}, got {to!r}")
+    if not (np.isfinite(add) and add >= 0):
+        raise ValueError(f"add must be a finite number >= 0, got {add!r}")
+    for arm, (e, n) in (("treated (ai + bi)", cells[:2]), ("control (ci + di)", cells[2:])):
+        empty = np.flatnonzero(np.ravel(e + n == 0))
+        if empty.size:
+            raise ValueError(
+                f"the {arm} arm has no patients at positions {empty.tolist()}; its risk is "
+                "undefined"
+            )
     zero = np.any([c == 0 for c in cells], axis=0)
     if to == "all":
         mask = np.ones_like(zero)

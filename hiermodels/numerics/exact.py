@@ -397,7 +397,9 @@ class ExactPosterior:
         """
         m = self._model
         B = m.se2[None, :] / (m.se2[None, :] + self._tau[:, None] ** 2)
-        mean = (1 - B) * m.y + B * linear_predictor(self._bmean, m.X)
+        # y + B (x'beta - y), not (1 - B) y + B x'beta: a study with a tiny se (B ~ 0) keeps
+        # its estimate exactly, so its theta does not pick up rounding noise of size eps |y|
+        mean = m.y + B * (linear_predictor(self._bmean, m.X) - m.y)
         xvx = sum(  # x_i' Cov x_i for every tau
             self._bcov[:, i, j : j + 1] * (m.X[:, i] * m.X[:, j])
             for i in range(self.p)

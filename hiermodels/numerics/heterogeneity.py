@@ -16,11 +16,21 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 
+_TINY = np.finfo(float).tiny
+_HUGE = np.finfo(float).max / 1e6  # room for sums of a few variances and tau^2
+SE_RANGE = (1e-150, 1e150)  # standard errors whose squares and weights stay representable
+# largest ratio of two standard errors: weights are used relative to the geometric middle of
+# their range, so their squares stay below SE_RATIO^2 = 1e304 (see _Weighted)
+SE_RATIO = 1e152
+
 __all__ = [
+    "SE_RANGE",
+    "SE_RATIO",
     "REFit",
     "cochran_q",
     "dersimonian_laird",
     "i2_h2",
+    "others_sum",
     "reml",
     "typical_within_variance",
 ]
@@ -37,49 +47,125 @@ def _prepare(y, se, X):
         raise ValueError(
             f"y/se invalid at positions {bad.tolist()}: y must be finite and se finite and > 0"
         )
+    v = se**2
+    bad = np.flatnonzero(~((v >= _TINY) & (v <= _HUGE)))
+    if bad.size:
+        raise ValueError(
+            f"se at positions {bad.tolist()}: se^2 underflows or overflows double precision; "
+            "express y and se in other units"
+        )
+    if se.max() / se.min() > SE_RATIO:
+        raise ValueError(
+            f"se spans more than a factor {SE_RATIO:g} (positions {int(se.argmin())} and "
+            f"{int(se.argmax())}): the weights 1/se^2 do not fit in double precision"
+        )
     X = np.ones((k, 1)) if X is None else np.asarray(X, dtype=float)
     X = X.reshape(k, -1) if X.ndim == 1 else X
     if X.shape[0] != k or not np.isfinite(X).all():
         raise ValueError(f"X must be a finite ({k}, p) array, got shape {X.shape}")
     if np.linalg.matrix_rank(X) < X.shape[1]:
         raise ValueError(f"X ({k} x {X.shape[1]}) is rank deficient; drop redundant columns")
-    return y, se**2, X
+    return y, v, X
+
+
+def others_sum(a):
+    """sum_{j != i} a_j for every i (along the last axis), from prefix and suffix sums.
+
+    ``sum(a) - a_i`` cancels catastrophically when one term dominates (a study with a tiny
+    standard error); prefix and suffix sums never subtract.
+    """
+    a = np.asarray(a, dtype=float)
+    zero = np.zeros((*a.shape[:-1], 1))
+    before = np.concatenate([zero, np.cumsum(a[..., :-1], axis=-1)], axis=-1)
+    after = np.concatenate([np.cumsum(a[..., :0:-1], axis=-1)[..., ::-1], zero], axis=-1)
+    return before + after
 
 
 class _Weighted:
-    """Weighted least squares with weights w and the traces of P it implies."""
+    """Weighted least squares with weights w and the traces of P it implies.
+
+    The weights are used relative to the geometric middle ``c`` of their range,
+    ``u = w / c``, so that weights of 1e300 (se = 1e-150) and their squares neither overflow
+    nor underflow; quantities ending in ``_u`` are in those units. With one coefficient
+    (intercept only, or one column) every sum is written with leave-one-out sums, which keeps
+    full relative precision when one study outweighs all others by many orders of magnitude:
+    its residual is (y_i A_i - x_i S_i) / a with A_i, S_i the sums over the other studies,
+    and 1 - h_i = A_i / a for its leverage h_i.
+    """
 
     def __init__(self, y, X, w):
-        self.w = w
-        xtwx = X.T @ (X * w[:, None])
-        self.cov = np.linalg.inv(xtwx)  # (X'WX)^-1: covariance of beta-hat (Hedges & Olkin)
-        self.beta = self.cov @ (X.T @ (w * y))
-        self.resid = y - X @ self.beta
-        self.X = X
+        self.c = math.sqrt(float(w.max())) * math.sqrt(max(float(w.min()), _TINY))
+        u = w / self.c
+        self.u, self.X = u, X
+        if X.shape[1] == 1:
+            x = X[:, 0]
+            ux2, uxy = u * x * x, u * x * y
+            a = float(np.sum(ux2))
+            self._loo = others_sum(ux2)  # A_i: leave-one-out sum of u x^2
+            self.cov_u = np.array([[1 / a]])
+            self.beta = np.array([np.sum(uxy) / a])
+            self.resid = (y * self._loo - x * others_sum(uxy)) / a
+        else:
+            self.cov_u = np.linalg.inv(X.T @ (X * u[:, None]))
+            self.beta = self.cov_u @ (X.T @ (u * y))
+            self.resid = y - X @ self.beta
+
+    @property
+    def cov(self):
+        """(X'WX)^-1: covariance of beta-hat (Hedges & Olkin 1985)."""
+        return self.cov_u / self.c
 
     @property
     def rss(self):
         """y'Py = sum w r^2 (Cochran's Q when w = 1/se^2)."""
-        return float(np.sum(self.w * self.resid**2))
+        return float(self.c * np.sum(self.u * self.resid**2))
 
     @property
-    def ypy2(self):
-        """y'PPy = |W r|^2, since P y = W r."""
-        return float(np.sum((self.w * self.resid) ** 2))
+    def ypy2_u(self):
+        """y'PPy / c^2 = |U r|^2, since P y = W r."""
+        return float(np.sum((self.u * self.resid) ** 2))
+
+    @property
+    def tr_p_u(self):
+        """tr(P) / c = sum u_i (1 - h_i)."""
+        X, u = self.X, self.u
+        if X.shape[1] == 1:
+            return float(np.sum(u * self._loo) * self.cov_u[0, 0])
+        return float(np.sum(u) - np.trace(self.cov_u @ (X.T @ (X * (u**2)[:, None]))))
+
+    @property
+    def tr_pp_u(self):
+        """tr(PP) / c^2 = sum_ij P_ij^2 in units of c.
+
+        One coefficient: P_ii = u_i A_i / a and P_ij = -u_i x_i u_j x_j / a (i != j). Else
+        sum u^2 - 2 tr(M X'U^3 X) + tr((M X'U^2 X)^2) with M = (X'UX)^-1.
+        """
+        X, u, M = self.X, self.u, self.cov_u
+        if X.shape[1] == 1:
+            ux = u * X[:, 0]
+            diag = u * self._loo * M[0, 0]
+            # squared last: (u_i M)^2 alone can underflow while u_i M sqrt(T_i) does not
+            off = (ux * M[0, 0] * np.sqrt(others_sum(ux**2))) ** 2
+            return float(np.sum(diag**2) + np.sum(off))
+        mc = M @ (X.T @ (X * (u**2)[:, None]))
+        return float(
+            np.sum(u**2) - 2 * np.trace(M @ (X.T @ (X * (u**3)[:, None]))) + np.trace(mc @ mc)
+        )
 
     @property
     def tr_p(self):
         """tr(P) = sum w - tr((X'WX)^-1 X'W^2 X)."""
-        X, w = self.X, self.w
-        return float(np.sum(w) - np.trace(self.cov @ (X.T @ (X * (w**2)[:, None]))))
+        return self.c * self.tr_p_u
 
-    @property
-    def tr_pp(self):
-        """tr(PP) = sum w^2 - 2 tr(M X'W^3 X) + tr((M X'W^2 X)^2), M = (X'WX)^-1."""
-        X, w, M = self.X, self.w, self.cov
-        mc = M @ (X.T @ (X * (w**2)[:, None]))
+    def score_u(self):
+        """The REML score 2 d logL / d tau^2 = y'PPy - tr P, divided by c^2 (Viechtbauer 2005)."""
+        return self.ypy2_u - self.tr_p_u / self.c
+
+    def logdet_xwx(self):
+        """log |X'WX|."""
+        X = self.X
         return float(
-            np.sum(w**2) - 2 * np.trace(M @ (X.T @ (X * (w**3)[:, None]))) + np.trace(mc @ mc)
+            np.linalg.slogdet(X.T @ (X * self.u[:, None]))[1] + X.shape[1] * math.log(self.c)
         )
 
 
@@ -126,6 +212,7 @@ def i2_h2(tau2, se, X=None):
 
     I^2 = 100 tau^2 / (tau^2 + s^2) and H^2 = (tau^2 + s^2) / s^2, with s^2 from
     :func:`typical_within_variance` (Higgins & Thompson 2002, eqs. 9-10 in this form).
+    Defined for any k > p, also k = 2. ``tau2 = inf`` gives the limits I^2 = 100, H^2 = inf.
 
     Examples
     --------
@@ -134,6 +221,9 @@ def i2_h2(tau2, se, X=None):
     (50.0, 2.0)
     """
     s2 = typical_within_variance(se, X)
+    if math.isinf(tau2):
+        # a posterior mean of tau^2 that does not exist (heavy tail): the limits
+        return 100.0, math.inf
     return 100 * tau2 / (tau2 + s2), (tau2 + s2) / s2
 
 
@@ -254,7 +344,13 @@ def dersimonian_laird(y, se, X=None, level=0.95):
     fe = _Weighted(y, X, 1 / v)
     tr_p = fe.tr_p
     tau2 = max(0.0, (fe.rss - (k - p)) / tr_p)
-    tau2_se = math.sqrt(2 * (k - p) + 4 * tau2 * tr_p + 2 * tau2**2 * fe.tr_pp) / tr_p
+    # the same as the root of a sum of three squares, each finite where tr PP (and even
+    # tr P^2) would overflow on its own: tr PP / tr P^2 = tpp / tp^2 in the units of c
+    tau2_se = math.hypot(
+        math.sqrt(2 * (k - p)) / tr_p,
+        2 * math.sqrt(tau2 / tr_p),
+        math.sqrt(2 * fe.tr_pp_u) * tau2 / fe.tr_p_u,
+    )
     return _finish("DL", y, v, X, tau2, tau2_se, level)
 
 
@@ -262,28 +358,66 @@ def _reml_loglik(y, v, X, tau2):
     """Restricted log-likelihood (Viechtbauer 2005, eq. 8; metafor's ``REMLf = TRUE``)."""
     k, p = X.shape
     fit = _Weighted(y, X, 1 / (v + tau2))
-    logdet = np.linalg.slogdet(X.T @ (X * fit.w[:, None]))[1]
-    return -0.5 * ((k - p) * math.log(2 * math.pi) + np.sum(np.log(v + tau2)) + logdet + fit.rss)
+    return -0.5 * (
+        (k - p) * math.log(2 * math.pi) + np.sum(np.log(v + tau2)) + fit.logdet_xwx() + fit.rss
+    )
 
 
-def _reml_by_brent(y, v, X, tau2, tol):
-    """Maximize the restricted likelihood on a bracket around ``tau2`` by bounded Brent.
+def _score_sign(y, v, X, tau2):
+    """The REML score at ``tau2`` divided by a positive number (c^2 of the weights there)."""
+    return _Weighted(y, X, 1 / (v + tau2)).score_u()
+
+
+def _reml_root(y, v, X, last):
+    """The root of the REML score, by Brent's bracketing method (scipy ``brentq``).
 
     For the rare data where Fisher scoring overshoots and oscillates around the maximum
     (steps of about -0.9 times the previous one; seen once in ~1000 simulated data sets).
+    The last iterates straddle the root; if they do not, the bracket grows from them. The
+    root is found to the last bit of tau^2 (``xtol`` the smallest float, ``rtol`` 4 eps), so
+    the score is zero to rounding, which minimizing the likelihood cannot give: that locates
+    the maximum only to about the square root of the machine epsilon.
     """
-    upper = max(4 * tau2, tau2 + 4 * float(np.var(y)), 1e-8)
-    found = optimize.minimize_scalar(
-        lambda t: -_reml_loglik(y, v, X, t),
-        bounds=(0.0, upper),
-        method="bounded",
-        options={"xatol": max(tol, 1e-12 * upper)},
-    )
-    if not found.success:
+    lo, hi = min(last), max(last)
+    f_lo, f_hi = _score_sign(y, v, X, lo), _score_sign(y, v, X, hi)
+    for _ in range(200):
+        if f_lo > 0 or lo == 0:
+            break
+        lo, f_lo = lo / 4, _score_sign(y, v, X, lo / 4)
+        if lo < _TINY:
+            lo, f_lo = 0.0, _score_sign(y, v, X, 0.0)
+    for _ in range(200):
+        if f_hi < 0:
+            break
+        hi = 4 * hi + float(np.max(v))
+        f_hi = _score_sign(y, v, X, hi)
+    if f_lo <= 0:
+        return 0.0  # the score is negative at 0 and on the way up: the maximum is at 0
+    if not f_hi < 0:
         raise ValueError(
-            "REML did not converge (Fisher scoring oscillated, Brent failed); use dersimonian_laird"
+            "REML did not converge (Fisher scoring oscillated and no bracket of the score's "
+            "root was found); use dersimonian_laird"
         )
-    return float(found.x)
+    return float(
+        optimize.brentq(
+            lambda t: _score_sign(y, v, X, t),
+            lo,
+            hi,
+            xtol=_TINY,
+            rtol=4 * np.finfo(float).eps,
+            maxiter=2000,
+        )
+    )
+
+
+def _threshold(tol, unit):
+    """Step size below which Fisher scoring stops.
+
+    ``tol`` itself (metafor's absolute ``threshold``) for variances of ordinary size, and
+    ``tol`` times the variance scale ``unit`` (tau^2 + typical se^2) when that is above 1 or
+    below 0.01, so that the fit does not depend on the units of the data (se = 1e-8 or 1e100).
+    """
+    return tol * (unit if unit > 1 else min(1.0, 100 * unit))
 
 
 def reml(y, se, X=None, level=0.95, tol=1e-10, max_iter=100):
@@ -291,10 +425,10 @@ def reml(y, se, X=None, level=0.95, tol=1e-10, max_iter=100):
 
     Starts from the Hedges (HE) estimate (truncated at 0) and iterates
     tau^2 += (y'PPy - tr P) / tr(PP) (Viechtbauer 2005, eq. 9), halving steps that would go
-    below 0, until the change is below ``tol`` (if it oscillates instead, a bounded Brent
-    search on the restricted likelihood finishes the job); like metafor, it falls back to
-    tau^2 = 0 if the restricted likelihood is higher there. SE(tau^2) = sqrt(2 / tr(PP))
-    (Fisher information).
+    below 0, until the change is below ``tol`` (see :func:`_threshold` for data on extreme
+    scales). If it oscillates instead, Brent's method finds the root of the score
+    y'PPy - tr P to machine precision. Like metafor, it falls back to tau^2 = 0 if the
+    restricted likelihood is higher there. SE(tau^2) = sqrt(2 / tr(PP)) (Fisher information).
 
     Examples
     --------
@@ -305,24 +439,28 @@ def reml(y, se, X=None, level=0.95, tol=1e-10, max_iter=100):
     y, v, X = _prepare(y, se, X)
     _check_k(y, X)
     k, p = X.shape
+    s2 = (k - p) / _Weighted(y, X, 1 / v).tr_p  # typical within-study variance (for the scale)
     # Hedges' unweighted method-of-moments start: (RSS_ols - tr(P_ols V)) / (k - p)
     ols = _Weighted(y, X, np.ones(k))
     hat = np.einsum("ij,jk,ik->i", X, ols.cov, X)  # leverages of ordinary least squares
     tau2 = max(0.0, (ols.rss - np.sum(v * (1 - hat))) / (k - p))
+    last = [tau2]
     for _ in range(max_iter):
         fit = _Weighted(y, X, 1 / (v + tau2))
-        adj = (fit.ypy2 - fit.tr_p) / fit.tr_pp
+        adj = fit.score_u() / fit.tr_pp_u
         if tau2 == 0 and adj < 0:
             adj = 0.0  # metafor halves forever here, which ends at a step of 0
         while tau2 + adj < 0:
             adj /= 2
         tau2 += adj
-        if abs(adj) < tol:
+        last = [last[-1], tau2]
+        if abs(adj) < _threshold(tol, tau2 + s2):
             break
     else:
-        tau2 = _reml_by_brent(y, v, X, tau2, tol)
+        tau2 = _reml_root(y, v, X, last)
     tau2 = max(0.0, tau2)
-    if tau2 > tol and _reml_loglik(y, v, X, 0.0) - _reml_loglik(y, v, X, tau2) > 1.2e-4:
+    if tau2 > 0 and _reml_loglik(y, v, X, 0.0) - _reml_loglik(y, v, X, tau2) > 1.2e-4:
         tau2 = 0.0  # a local maximum: metafor's ll0check (tolerance .Machine$double.eps^0.25)
-    tau2_se = math.sqrt(2 / _Weighted(y, X, 1 / (v + tau2)).tr_pp)
+    at = _Weighted(y, X, 1 / (v + tau2))
+    tau2_se = math.sqrt(2 / at.tr_pp_u) / at.c
     return _finish("REML", y, v, X, tau2, tau2_se, level)

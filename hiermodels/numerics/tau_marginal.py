@@ -16,6 +16,8 @@ import math
 
 import numpy as np
 
+from hiermodels.numerics.heterogeneity import others_sum
+
 __all__ = [
     "FLAT_SLOPE",
     "ConditionalModel",
@@ -31,6 +33,7 @@ _D2_TARGET = 1.0 / 64.0  # largest 2nd difference of the log density per step (=
 _MIN_GRID, _MAX_GRID = 33, 50_000
 FLAT_SLOPE = 1e-6  # a log-density slope (per unit log tau) below this counts as "does not decay"
 _CHUNK = 2_000_000  # grid points x studies per block, to bound memory
+_TAU_MAX = 1e153  # tau^2 and sums of a few of them stay finite below this
 
 
 class ImproperPosteriorError(ValueError):
@@ -110,6 +113,9 @@ class ConditionalModel:
         self.XX = (X[:, :, None] * X[:, None, :]).reshape(k, p * p)
         self.Xy = X * self.y[:, None]
         self.scale = math.sqrt(np.mean(self.se2) + np.var(self.y))
+        # the smallest scale on which the likelihood changes: the scan starts below it, so a
+        # study with a huge se (which inflates ``scale``) cannot hide where tau lives
+        self.low_scale = min(self.scale, float(np.min(se)))
         # a flat prior on a direction of beta that the data cannot see is improper for any tau
         A0 = X.T @ (X / self.se2[:, None]) + np.diag(self.prec0)
         d = np.sqrt(np.diag(A0))
@@ -142,6 +148,8 @@ class ConditionalModel:
         p = self.p
         v = self.se2[None, :] + (tau**2)[:, None]
         w = 1.0 / v
+        if p == 1:
+            return self._conditional_one(v, w, loglik)
         A = (w @ self.XX).reshape(-1, p, p)
         A[:, np.arange(p), np.arange(p)] += self.prec0
         b = w @ self.Xy + self.prec0 * self.m0
@@ -162,6 +170,30 @@ class ConditionalModel:
             return np.nan, mean, cov
         resid = self.y - linear_predictor(mean, self.X)
         Q = np.sum(w * resid**2, axis=1) + np.sum(self.prec0 * (mean - self.m0) ** 2, axis=1)
+        return -0.5 * (np.sum(np.log(v), axis=1) + logdet + Q), mean, cov
+
+    def _conditional_one(self, v, w, loglik):
+        """:meth:`_conditional_block` for one coefficient, exact when one study dominates.
+
+        The weights are scaled by their largest value c (the prior precision counts as one
+        more observation m0 of weight prec0), and each residual is (y_i A_i - x_i S_i) / a
+        with A_i, S_i the sums over the other studies and the prior: y_i - x_i b directly
+        loses all digits when study i has a weight 1e16 or more times the others (BDA3
+        eq. 5.21 in a form that never subtracts nearly equal numbers).
+        """
+        x, y, prec0, m0 = self.X[:, 0], self.y, self.prec0[0], self.m0[0]
+        c = np.maximum(w.max(axis=1), prec0)[:, None]
+        u, u0 = w / c, prec0 / c
+        ux2, uxy = u * x * x, u * x * y
+        a = np.sum(ux2, axis=1, keepdims=True) + u0
+        b = np.sum(uxy, axis=1, keepdims=True) + u0 * m0
+        mean = b / a
+        cov = (1.0 / (a * c))[:, :, None]
+        if not loglik:
+            return np.nan, mean, cov
+        resid = (y * (others_sum(ux2) + u0) - x * (others_sum(uxy) + u0 * m0)) / a
+        Q = c[:, 0] * (np.sum(u * resid**2, axis=1) + u0[:, 0] * (mean[:, 0] - m0) ** 2)
+        logdet = np.log(a[:, 0]) + np.log(c[:, 0])
         return -0.5 * (np.sum(np.log(v), axis=1) + logdet + Q), mean, cov
 
 
@@ -257,7 +289,8 @@ def build_tau_grid(model, tau_logprior, n_grid):
     (True, True, True)
     """
     lo, hi, step = _SCAN
-    u = math.log(model.scale) + np.arange(lo, hi + step / 2, step)
+    top = min(math.log(model.scale) + hi, math.log(_TAU_MAX))
+    u = np.arange(math.log(model.low_scale) + lo, top + step / 2, step)
     g = _log_density_u(model, tau_logprior, u)[0]
     finite = np.isfinite(g)
     if not finite.any():
@@ -270,8 +303,12 @@ def build_tau_grid(model, tau_logprior, n_grid):
         raise ValueError("the support of tau_logprior must be a single interval")
     edge_lo = _support_edge(tau_logprior, u[i0], u[i0 - 1]) if i0 > 0 else None
     edge_hi = _support_edge(tau_logprior, u[i1], u[i1 + 1]) if i1 < u.size - 1 else None
-    if edge_lo is None and not (g[1] - g[0]) / step > FLAT_SLOPE:
-        raise _improper("0", (g[1] - g[0]) / step, model)
+    # as tau -> 0 the likelihood tends to its value at tau = 0 (every se > 0), so the prior
+    # alone decides whether the density of u decays there; its slope is the one to check, as
+    # a likelihood that is e^-1e299 of its maximum there would round the total slope to 0
+    lp_u = _eval_prior(tau_logprior, np.exp(u[:2])) + u[:2]
+    if edge_lo is None and not (lp_u[1] - lp_u[0]) / step > FLAT_SLOPE:
+        raise _improper("0", (lp_u[1] - lp_u[0]) / step, model)
     if edge_hi is None and not (g[-2] - g[-1]) / step > FLAT_SLOPE:
         raise _improper("infinity", (g[-2] - g[-1]) / step, model)
     keep = np.flatnonzero(g > g[finite].max() - _NEGLIGIBLE - 10)

@@ -64,6 +64,9 @@ def test_risk_difference_by_hand():
         (([1, -1], [2, 2], [3, 3], [4, 4]), {}, "ai has invalid counts at positions \\[1\\]"),
         (([1, 2], [2, 2], [3, 3], [4, 4, 4]), {}, "same length"),
         (([1], [2], [3], [4]), {"to": "sometimes"}, "to must be one of"),
+        (([1], [2], [3], [4]), {"add": -0.5}, "add must be a finite number >= 0"),
+        (([1, 0], [2, 0], [3, 3], [4, 4]), {}, "treated .* no patients at positions \\[1\\]"),
+        (([1, 2], [2, 2], [0, 3], [0, 4]), {}, "control .* no patients at positions \\[0\\]"),
     ],
 )
 def test_bad_input_raises(args, kwargs, match):
