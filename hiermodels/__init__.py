@@ -1,6 +1,15 @@
-"""hiermodels: hierarchical models and Bayesian meta-analysis in one call, on PyMC."""
+"""hiermodels: hierarchical models and Bayesian meta-analysis in one call, on PyMC.
 
-from hiermodels import datasets, priors
+``import hiermodels as hm`` is cheap: each public name is imported on first use (PEP 562), so
+the exact meta-analysis path and the numerics start without PyMC or matplotlib.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from hiermodels._version import __version__
 from hiermodels.errors import (
     ConvergenceWarning,
     DataError,
@@ -8,14 +17,46 @@ from hiermodels.errors import (
     PriorWarning,
     SpecError,
 )
-from hiermodels.io import load
-from hiermodels.meta import effect_sizes_2x2, meta_analysis
-from hiermodels.meta_results import MetaAnalysisResult
-from hiermodels.models import HierarchicalModel, fit_hierarchical
-from hiermodels.pooling import PoolingComparison, compare_pooling
-from hiermodels.results import HierarchicalResult
 
-__version__ = "0.1.0"
+# public name -> the module that defines it (imported when the name is first used)
+_LAZY = {
+    "HierarchicalModel": "hiermodels.models",
+    "fit_hierarchical": "hiermodels.models",
+    "HierarchicalResult": "hiermodels.results.hierarchical",
+    "MetaAnalysisResult": "hiermodels.meta.result",
+    "meta_analysis": "hiermodels.meta.api",
+    "effect_sizes_2x2": "hiermodels.meta.api",
+    "PoolingComparison": "hiermodels.pooling.comparison",
+    "compare_pooling": "hiermodels.pooling.api",
+    "load": "hiermodels.files",
+}
+_SUBMODULES = ("datasets", "families", "formula", "priors")
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
+    from hiermodels import datasets, families, formula, priors  # noqa: F401
+    from hiermodels.files import load
+    from hiermodels.meta.api import effect_sizes_2x2, meta_analysis
+    from hiermodels.meta.result import MetaAnalysisResult
+    from hiermodels.models import HierarchicalModel, fit_hierarchical
+    from hiermodels.pooling.api import compare_pooling
+    from hiermodels.pooling.comparison import PoolingComparison
+    from hiermodels.results.hierarchical import HierarchicalResult
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"hiermodels.{name}")
+    else:
+        raise AttributeError(f"module 'hiermodels' has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))
+
 
 __all__ = [
     "ConvergenceWarning",

@@ -28,10 +28,10 @@ import pandas as pd
 
 from hiermodels import datasets
 from hiermodels.errors import ConvergenceWarning, DataError, HierModelsError
-from hiermodels.io import check_writable
-from hiermodels.meta import meta_analysis
+from hiermodels.meta.api import meta_analysis
 from hiermodels.models import fit_hierarchical
-from hiermodels.pooling import compare_pooling
+from hiermodels.pooling.api import compare_pooling
+from hiermodels.results.fitfile import check_writable
 
 __all__ = ["main"]
 

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 
 from hiermodels.errors import DataError, SpecError, format_rows
+from hiermodels.names import INTERCEPT, INTERCEPT_AT_MEANS, RESIDUAL_SIGMA
+from hiermodels.spec import Grouping
 
 __all__ = [
     "INTERCEPT",
@@ -27,8 +29,6 @@ __all__ = [
     "require_columns",
     "require_finite",
 ]
-
-INTERCEPT = "Intercept"
 
 
 @dataclass(frozen=True, eq=False)
@@ -382,8 +382,6 @@ def prepare(
     ``groups``: :class:`~hiermodels.spec.Grouping` objects (name, columns, varying,
     correlated), one per grouping factor. The varying intercept is always included.
     """
-    from hiermodels.spec import Grouping
-
     if groups is None:
         if group is None:
             raise SpecError("give group= (the grouping column) or groups=")
@@ -464,7 +462,7 @@ def check_full_rank(X: np.ndarray, terms: Sequence[str]) -> None:
 
 
 # names the model itself uses: columns with these names would clash with its variables
-RESERVED = frozenset({INTERCEPT, f"{INTERCEPT}_at_means", "sigma", "nu", "alpha", "obs"})
+RESERVED = frozenset({INTERCEPT, INTERCEPT_AT_MEANS, RESIDUAL_SIGMA, "nu", "alpha", "obs"})
 
 
 def _check_names(y, predictors, group_columns, factor_names) -> None:

@@ -1,4 +1,4 @@
-"""Outcome families: likelihood, link, auxiliary parameters and data-scaled defaults, as data.
+"""Outcome families: link, auxiliary parameters and data-scaled defaults, as data.
 
 Each :class:`Family` in :data:`FAMILIES` says how an outcome depends on the linear predictor
 ``eta = X beta + Z b + offset`` and how to score and simulate it (numpy, for LOO and
@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import pymc as pm
 from scipy import special, stats
 
 from hiermodels.errors import DataError, SpecError, format_rows
@@ -38,9 +37,9 @@ class Aux:
 class Family:
     """One outcome family; see the module docstring.
 
-    ``likelihood(name, eta, aux, y, trials)`` adds the observed variable to the model in
-    context; ``logpdf(y, eta, aux, trials)`` and ``sample(eta, aux, trials, rng)`` are the
-    numpy counterparts, broadcasting over draws; ``mean(eta, trials)`` is the expected outcome.
+    ``logpdf(y, eta, aux, trials)`` and ``sample(eta, aux, trials, rng)`` score and simulate
+    outcomes in numpy, broadcasting over draws; ``mean(eta, trials)`` is the expected outcome.
+    The PyMC likelihood of each family is in :mod:`hiermodels.builders.likelihoods`.
     """
 
     name: str
@@ -48,7 +47,6 @@ class Family:
     description: str
     source: str
     aux: tuple[Aux, ...]
-    likelihood: Callable
     logpdf: Callable
     sample: Callable
     inverse_link: Callable[[np.ndarray], np.ndarray]
@@ -100,30 +98,6 @@ class Family:
             )
 
 
-def _gaussian_lik(name, eta, aux, y, trials, **kw):
-    return pm.Normal(name, mu=eta, sigma=aux["sigma"], observed=y, **kw)
-
-
-def _student_lik(name, eta, aux, y, trials, **kw):
-    return pm.StudentT(name, nu=aux["nu"], mu=eta, sigma=aux["sigma"], observed=y, **kw)
-
-
-def _bernoulli_lik(name, eta, aux, y, trials, **kw):
-    return pm.Bernoulli(name, logit_p=eta, observed=y, **kw)
-
-
-def _binomial_lik(name, eta, aux, y, trials, **kw):
-    return pm.Binomial(name, n=trials, logit_p=eta, observed=y, **kw)
-
-
-def _poisson_lik(name, eta, aux, y, trials, **kw):
-    return pm.Poisson(name, mu=pm.math.exp(eta), observed=y, **kw)
-
-
-def _negbin_lik(name, eta, aux, y, trials, **kw):
-    return pm.NegativeBinomial(name, mu=pm.math.exp(eta), alpha=aux["alpha"], observed=y, **kw)
-
-
 def _log_sigmoid(eta):
     return -np.logaddexp(0.0, -eta)
 
@@ -156,7 +130,6 @@ FAMILIES: dict[str, Family] = {
             "y ~ Normal(eta, sigma)",
             "Gelman & Hill (2007), ch. 12",
             (SIGMA,),
-            _gaussian_lik,
             lambda y, eta, aux, trials: stats.norm.logpdf(y, eta, aux["sigma"]),
             lambda eta, aux, trials, rng: rng.normal(eta, aux["sigma"]),
             lambda eta: eta,
@@ -168,7 +141,6 @@ FAMILIES: dict[str, Family] = {
             "y ~ StudentT(nu, eta, sigma): robust to outliers",
             "Gelman & Hill (2007), §15.6; Juárez & Steel (2010) for the prior on nu",
             (SIGMA, NU),
-            _student_lik,
             lambda y, eta, aux, trials: stats.t.logpdf(y, aux["nu"], eta, aux["sigma"]),
             lambda eta, aux, trials, rng: eta + aux["sigma"] * _standard_t(aux["nu"], eta, rng),
             lambda eta: eta,
@@ -180,7 +152,6 @@ FAMILIES: dict[str, Family] = {
             "y ~ Bernoulli(logit^-1(eta)), y in {0, 1}",
             "Gelman & Hill (2007), ch. 14",
             (),
-            _bernoulli_lik,
             lambda y, eta, aux, trials: np.where(y > 0, _log_sigmoid(eta), _log_sigmoid(-eta)),
             lambda eta, aux, trials, rng: rng.binomial(1, special.expit(eta)),
             special.expit,
@@ -192,7 +163,6 @@ FAMILIES: dict[str, Family] = {
             "y ~ Binomial(trials, logit^-1(eta)), y successes out of a trials column",
             "Gelman & Hill (2007), §6.3; BDA3 §5.3 (rat tumors)",
             (),
-            _binomial_lik,
             lambda y, eta, aux, trials: stats.binom.logpmf(y, trials, special.expit(eta)),
             lambda eta, aux, trials, rng: rng.binomial(trials.astype(int), special.expit(eta)),
             special.expit,
@@ -205,7 +175,6 @@ FAMILIES: dict[str, Family] = {
             "y ~ Poisson(exp(eta)); an offset log(exposure) makes it a rate model",
             "Gelman & Hill (2007), §6.2",
             (),
-            _poisson_lik,
             lambda y, eta, aux, trials: stats.poisson.logpmf(y, np.exp(eta)),
             lambda eta, aux, trials, rng: rng.poisson(np.exp(eta)),
             np.exp,
@@ -217,7 +186,6 @@ FAMILIES: dict[str, Family] = {
             "y ~ NegativeBinomial(mean exp(eta), shape alpha): overdispersed counts",
             "Gelman & Hill (2007), §6.2",
             (ALPHA,),
-            _negbin_lik,
             lambda y, eta, aux, trials: stats.nbinom.logpmf(
                 y, aux["alpha"], _nbinom_p(np.exp(eta), aux["alpha"])
             ),

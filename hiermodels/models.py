@@ -10,19 +10,15 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
-from hiermodels.builders.effects import effect_name
-from hiermodels.builders.hierarchical import (
-    build_model,
-    priors_frame,
-    resolve_priors,
-    sigma_name,
-)
+from hiermodels.builders.hierarchical import build_model
 from hiermodels.data import prepare
+from hiermodels.defaults import priors_frame, resolve_priors
 from hiermodels.engines.mcmc import sample_checked
 from hiermodels.errors import PriorWarning
 from hiermodels.families import get_family
+from hiermodels.names import effect_name, sigma_name
 from hiermodels.priors import Prior
-from hiermodels.results import HierarchicalResult
+from hiermodels.results.hierarchical import HierarchicalResult
 from hiermodels.sampling import check_sampling_args
 from hiermodels.spec import HierarchicalSpec, keywords_from_formula
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from hiermodels.builders.effects import PARAMETERIZATIONS, effect_name
 from hiermodels.errors import SpecError
 from hiermodels.families import get_family
+from hiermodels.names import PARAMETERIZATIONS, effect_name
 from hiermodels.priors import PRESETS, Prior
 
 __all__ = ["Grouping", "HierarchicalSpec", "keywords_from_formula"]

@@ -277,8 +277,8 @@ def test_mcmc_plumbing_with_mocked_sampler(mock_pymc_sample, rubin):
 
 
 def test_centered_meta_model_samples_theta_directly(rubin):
-    from hiermodels.builders.meta import build_meta_model
-    from hiermodels.meta_data import prepare_studies
+    from hiermodels.meta.builder import build_meta_model
+    from hiermodels.meta.data import prepare_studies
 
     data = prepare_studies(rubin, estimate="y", se="sigma", study="school")
     prior = hm.priors.HalfCauchy(5)

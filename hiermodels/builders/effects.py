@@ -15,14 +15,9 @@ from collections.abc import Sequence
 import pymc as pm
 import pytensor.tensor as pt
 
-__all__ = ["PARAMETERIZATIONS", "effect_name", "group_effect"]
+from hiermodels.names import PARAMETERIZATIONS, effect_name
 
-PARAMETERIZATIONS = ("centered", "noncentered")
-
-
-def effect_name(term: str, group: str) -> str:
-    """``{term}|{group}``: the name of a term's group-specific deviations."""
-    return f"{term}|{group}"
+__all__ = ["group_effect"]
 
 
 def group_effect(

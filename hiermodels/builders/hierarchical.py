@@ -16,140 +16,21 @@ the lines below hold per factor.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 from pymc.logprob.transforms import Transform
 
-from hiermodels.builders.effects import effect_name, group_effect
-from hiermodels.data import INTERCEPT, GroupedData, GroupFactor
-from hiermodels.errors import SpecError
+from hiermodels.builders.effects import group_effect
+from hiermodels.builders.likelihoods import add_likelihood
+from hiermodels.data import GroupedData, GroupFactor
+from hiermodels.defaults import ResolvedPrior, data_scales
 from hiermodels.families import Family, get_family
-from hiermodels.priors import Normal, Prior, resolve_hyperprior, stacked_dist
+from hiermodels.names import INTERCEPT, INTERCEPT_AT_MEANS, corr_name, sigma_name
+from hiermodels.priors import Prior, stacked_dist
 from hiermodels.spec import HierarchicalSpec
 
-__all__ = ["ResolvedPrior", "build_model", "check_spec", "resolve_priors", "sigma_name"]
-
-RESIDUAL_SIGMA = "sigma"
-
-
-def sigma_name(term: str, group: str) -> str:
-    """``{term}|{group}_sigma``: the SD of a term's group-level deviations."""
-    return f"{effect_name(term, group)}_sigma"
-
-
-@dataclass(frozen=True)
-class ResolvedPrior:
-    """A prior with the reason it was chosen (shown by ``default_priors()``)."""
-
-    prior: Prior
-    role: str
-    rule: str
-
-
-def _scales(data: GroupedData, family: Family) -> tuple[float, float, dict[str, float]]:
-    centre, sd_y = family.scale(data.y, data.trials, data.offset)
-    sd_x = {t: 1.0 if t == INTERCEPT else float(np.std(data.column(t))) for t in data.terms}
-    return centre, sd_y, sd_x
-
-
-def check_spec(data: GroupedData, spec: HierarchicalSpec) -> None:
-    """Cross-check the spec against the data (names, per-term parameterizations)."""
-    if not isinstance(spec.parameterization, str):
-        known = {t for _, t in data.effects} | {effect_name(t, f.name) for f, t in data.effects}
-        unknown = [k for k, _ in spec.parameterization if k not in known]
-        if unknown:
-            raise SpecError(
-                f"parameterization given for {unknown}, which do not vary by group; varying "
-                f"terms are {sorted(known)}"
-            )
-        for f in data.factors:
-            if f.correlated and len(f.varying) > 1:
-                kinds = {spec.parameterization_of(t, f.name) for t in f.varying}
-                if len(kinds) > 1:
-                    raise SpecError(
-                        "correlated varying terms share one multivariate normal, so they need "
-                        f"one parameterization; give the same for all of {list(f.varying)} "
-                        f"(grouping {f.name!r}) or make them independent (correlated=False, "
-                        "or || in a formula)"
-                    )
-    reserved = {RESIDUAL_SIGMA, "nu", "alpha", *(f.name for f in data.factors)}
-    reserved |= {c for f in data.factors for c in f.columns}
-    clash = [t for t in data.terms if t in reserved]
-    if clash:
-        raise SpecError(f"predictor name(s) {clash} clash with model names; rename the column(s)")
-
-
-def resolve_priors(data: GroupedData, spec: HierarchicalSpec) -> dict[str, ResolvedPrior]:
-    """Every prior the model will use, resolved to numbers.
-
-    Data-scaled defaults (in the spirit of rstanarm and bambi), with ``s_x = sd(x)`` for each
-    predictor and ``s_y = sd(y)`` for the identity link, 1 for the logit and log links (see
-    :mod:`hiermodels.families`):
-
-    - ``Intercept ~ Normal(c, 2.5 s_y)`` for the intercept at the predictors' means (the
-      model samples it as ``Intercept_at_means`` and reports ``Intercept`` at x = 0, as brms
-      and rstanarm do), with ``c`` the link of the mean outcome (``mean(y)``, ``logit`` of
-      the success rate, ``log`` of the rate per unit exposure);
-    - each coefficient ``~ Normal(0, 2.5 s_y / s_x)``;
-    - the family's auxiliary parameters: ``sigma ~ Exponential(mean = s_y)`` (gaussian,
-      student_t), ``nu ~ Gamma(2, 0.1)`` (student_t), ``alpha ~ HalfCauchy(1)``
-      (negative_binomial);
-    - ``{term}|{group}_sigma ~ hyperprior(scale = s_y / s_x)`` (``s_x = 1`` for the intercept),
-      for every grouping factor.
-
-    Entries of ``spec.priors`` replace the default of the same name.
-    """
-    check_spec(data, spec)
-    family = get_family(spec.family)
-    centre, sd_y, sd_x = _scales(data, family)
-    slopes = [t for t in data.terms if t != INTERCEPT]
-    out: dict[str, ResolvedPrior] = {}
-    link = "" if family.link == "identity" else f"{family.link} "
-    out[INTERCEPT] = ResolvedPrior(
-        Normal(centre, 2.5 * sd_y),
-        "population intercept" + (" at the predictors' means" if slopes else ""),
-        f"Normal({link}mean outcome, 2.5 s_y)",
-    )
-    for t in slopes:
-        out[t] = ResolvedPrior(
-            Normal(0.0, 2.5 * sd_y / sd_x[t]),
-            "population coefficient",
-            "Normal(0, 2.5 s_y/sd(x))",
-        )
-    for aux in family.aux:
-        out[aux.name] = ResolvedPrior(aux.default(sd_y), aux.role, aux.rule)
-    for f, t in data.effects:
-        scale = sd_y / sd_x[t]
-        out[sigma_name(t, f.name)] = ResolvedPrior(
-            resolve_hyperprior(spec.hyperprior, scale=scale),
-            "group-level SD",
-            f"hyperprior {spec.hyperprior if isinstance(spec.hyperprior, str) else 'given'}, "
-            f"scale s_y/sd(x) = {scale:.4g}",
-        )
-    user = dict(spec.priors)
-    unknown = [k for k in user if k not in out]
-    if unknown:
-        raise SpecError(f"priors given for unknown parameter(s) {unknown}; known: {list(out)}")
-    for name, prior in user.items():
-        out[name] = ResolvedPrior(prior, out[name].role, "given")
-    return out
-
-
-def priors_frame(priors: dict[str, ResolvedPrior]) -> pd.DataFrame:
-    """``default_priors()`` as a table: one row per parameter."""
-    return pd.DataFrame(
-        {
-            "prior": [str(r.prior) for r in priors.values()],
-            "role": [r.role for r in priors.values()],
-            "rule": [r.rule for r in priors.values()],
-            "object": [r.prior for r in priors.values()],
-        },
-        index=pd.Index(list(priors), name="parameter"),
-    )
+__all__ = ["build_model"]
 
 
 def build_model(data: GroupedData, spec: HierarchicalSpec, priors: dict[str, ResolvedPrior]):
@@ -172,11 +53,8 @@ def build_model(data: GroupedData, spec: HierarchicalSpec, priors: dict[str, Res
         if data.offset is not None:
             mu = mu + data.offset
         aux = {a.name: priors[a.name].prior.create(a.name) for a in family.aux}
-        family.likelihood(data.y_name, mu, aux, data.y, data.trials, dims="obs")
+        add_likelihood(family, data.y_name, mu, aux, data.y, data.trials, dims="obs")
     return model
-
-
-INTERCEPT_AT_MEANS = f"{INTERCEPT}_at_means"
 
 
 class _Standardize(Transform):
@@ -209,7 +87,7 @@ def _population(data: GroupedData, family: Family, priors: dict[str, ResolvedPri
     ``Intercept`` (at x = 0, the user's scale) is a Deterministic. Each coefficient is also
     sampled standardized (:class:`_Standardize`). Coefficients are the user's, unscaled.
     """
-    centre, sd_y, sd_x = _scales(data, family)
+    centre, sd_y, sd_x = data_scales(data, family)
     sd_y = sd_y if np.isfinite(sd_y) and sd_y > 0 else 1.0
     slopes = [t for t in data.terms if t != INTERCEPT]
     coefs = {}
@@ -308,9 +186,9 @@ def _correlated_cholesky(f: GroupFactor, spec: HierarchicalSpec, sigma_priors: l
         )
         for k, t in enumerate(f.varying):
             pm.Deterministic(sigma_name(t, group), sds[k])
-        pm.Deterministic(f"{group}_corr", corr, dims=dims)
+        pm.Deterministic(corr_name(group), corr, dims=dims)
         return chol
     sigmas = [p.create(sigma_name(t, group)) for t, p in zip(f.varying, sigma_priors, strict=True)]
     chol_corr = pm.LKJCorr(f"{group}_corr_chol", n=q, eta=spec.lkj_eta)
-    pm.Deterministic(f"{group}_corr", chol_corr @ chol_corr.T, dims=dims)
+    pm.Deterministic(corr_name(group), chol_corr @ chol_corr.T, dims=dims)
     return pt.stack(sigmas)[:, None] * chol_corr

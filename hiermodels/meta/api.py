@@ -8,13 +8,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from hiermodels.builders.meta import build_meta_model, coefficient_names
 from hiermodels.data import numeric_column, require_columns, require_finite
-from hiermodels.engines.exact import exact_fit
 from hiermodels.engines.mcmc import sample_checked
 from hiermodels.errors import DataError, PriorWarning, SpecError, format_rows
-from hiermodels.meta_data import StudyData, prepare_studies
-from hiermodels.meta_results import MetaAnalysisResult
+from hiermodels.meta.builder import build_meta_model, coefficient_names
+from hiermodels.meta.data import StudyData, prepare_studies
+from hiermodels.meta.engines import exact_fit
+from hiermodels.meta.result import MetaAnalysisResult
 from hiermodels.numerics import effect_sizes
 from hiermodels.priors import Prior, resolve_hyperprior
 

@@ -11,7 +11,7 @@ import numpy as np
 import xarray as xr
 
 from hiermodels.errors import SpecError
-from hiermodels.meta_data import StudyData
+from hiermodels.meta.data import StudyData
 from hiermodels.numerics.exact import ExactPosterior, ImproperPosteriorError, exact_posterior
 from hiermodels.priors import Normal, Prior
 

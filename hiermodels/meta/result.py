@@ -9,14 +9,14 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
-from hiermodels.builders.meta import coefficient_names
-from hiermodels.engines.exact import exact_fit, posterior_tree
-from hiermodels.meta_data import StudyData
+from hiermodels.meta.builder import coefficient_names
+from hiermodels.meta.data import StudyData
+from hiermodels.meta.engines import exact_fit, posterior_tree
 from hiermodels.numerics import heterogeneity as het
 from hiermodels.numerics.exact import ExactPosterior
 from hiermodels.numerics.pooling import shrinkage
 from hiermodels.priors import Prior
-from hiermodels.results import summarize_draws
+from hiermodels.results.draws import summarize_draws
 
 __all__ = ["MetaAnalysisResult"]
 

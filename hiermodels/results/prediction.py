@@ -17,10 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hiermodels.builders.effects import effect_name
-from hiermodels.builders.hierarchical import sigma_name
 from hiermodels.data import (
-    INTERCEPT,
     factor_labels,
     level_labels,
     numeric_column,
@@ -28,7 +25,8 @@ from hiermodels.data import (
     require_finite,
 )
 from hiermodels.errors import DataError, SpecError, format_rows
-from hiermodels.results import linear_predictor_draws
+from hiermodels.names import INTERCEPT, corr_name, effect_name, sigma_name
+from hiermodels.results.draws import linear_predictor_draws
 
 __all__ = ["NEW_GROUPS", "Prediction", "predict"]
 
@@ -186,8 +184,8 @@ def _population_draws(post, f, n_new: int, rng) -> np.ndarray:
     sds = np.stack([np.asarray(post[sigma_name(t, f.name)]) for t in f.varying], axis=-1)
     chains, draws, q = sds.shape
     z = rng.standard_normal((chains, draws, n_new, q))
-    corr_name = f"{f.name}_corr"
-    if q > 1 and corr_name in post:
-        chol = np.linalg.cholesky(np.asarray(post[corr_name]))  # (chain, draw, q, q)
+    corr = corr_name(f.name)
+    if q > 1 and corr in post:
+        chol = np.linalg.cholesky(np.asarray(post[corr]))  # (chain, draw, q, q)
         z = np.einsum("cdij,cdnj->cdni", chol, z)
     return z * sds[:, :, None, :]

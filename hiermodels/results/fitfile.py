@@ -13,7 +13,8 @@ The file is the result's ArviZ ``DataTree`` (posterior, sample_stats, ...) writt
   group-level predictors; terms; categorical levels)
   and ``hiermodels_priors`` (every prior used, by name).
 
-Any netCDF reader sees the draws; :func:`load` rebuilds the result, including its PyMC model.
+Any netCDF reader sees the draws; :func:`read` checks every field and returns the parts, from
+which :func:`hiermodels.load` rebuilds the result, including its PyMC model.
 """
 
 from __future__ import annotations
@@ -21,21 +22,29 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from hiermodels import priors as priors_module
-from hiermodels.builders.hierarchical import ResolvedPrior, build_model
+from hiermodels._version import __version__
 from hiermodels.data import GroupedData, GroupFactor
+from hiermodels.defaults import ResolvedPrior
 from hiermodels.errors import DataError, SpecError
 from hiermodels.priors import Prior
-from hiermodels.results import HierarchicalResult
 from hiermodels.spec import Grouping, HierarchicalSpec
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "check_writable", "load", "save"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "FitParts",
+    "check_posterior",
+    "check_writable",
+    "read",
+    "save",
+]
 
 FORMAT = "hiermodels.fit"
 FORMAT_VERSION = 2  # bump when a file written now could not be read by the old loader
@@ -50,13 +59,12 @@ def _prior_to_json(prior: Prior) -> dict:
     }
 
 
-def save(result: HierarchicalResult, path) -> Path:
+def save(result, path) -> Path:
     """Write ``result`` to ``path`` (netCDF4); see the module docstring for the layout.
 
     Raises :class:`DataError` when ``path`` cannot be written (its directory does not exist,
     it is a directory, no permission, disk full), saying which.
     """
-    from hiermodels import __version__
 
     path = check_writable(path, example="fit.nc")
     d, spec = result.data, result.spec
@@ -186,15 +194,28 @@ def check_writable(path, *, example: str) -> Path:
     return path
 
 
-def load(path) -> HierarchicalResult:
-    """Read a result written by :meth:`HierarchicalResult.save`.
+@dataclass(frozen=True, eq=False)
+class FitParts:
+    """What a fit file holds, every field checked: the DataTree without the data group, the
+    encoded data, the spec, the priors and the diagnostics; ``file`` and ``posterior`` for
+    :func:`check_posterior`."""
+
+    file: str
+    idata: xr.DataTree
+    posterior: xr.Dataset
+    data: GroupedData
+    spec: HierarchicalSpec
+    priors: dict[str, ResolvedPrior]
+    diagnostics: tuple[str, ...]
+
+
+def read(path) -> FitParts:
+    """Read the parts of a result written by ``HierarchicalResult.save``.
 
     Raises :class:`DataError` for a file that is not a hiermodels fit (or not netCDF at
     all), or one that was damaged or edited (the message names the file and the field), and
     :class:`SpecError` for one written in a newer, incompatible format.
     """
-    from hiermodels import __version__
-
     path = Path(path)
     file = str(path)
     if not path.exists():
@@ -250,20 +271,18 @@ def load(path) -> HierarchicalResult:
             f"names {[f.name for f in data.factors]} but hiermodels_spec.groups names "
             f"{spec_groups}",
         )
-    try:
-        model = build_model(data, spec, priors)
-    except (KeyError, IndexError, TypeError, ValueError) as error:
-        # every field passed its own check, so they disagree with each other
-        raise DataError(
-            f"{file!r} is damaged: its stored spec, encoding and priors do not fit together "
-            f"({type(error).__name__}: {error}); the file was edited or not fully written - "
-            "refit and save again with result.save"
-        ) from error
-    _check_posterior(file, tree["posterior"].to_dataset(), model, data)
     idata = tree.copy()
     del idata[DATA_GROUP]
     idata.attrs = {k: v for k, v in attrs.items() if not k.startswith("hiermodels_")}
-    return HierarchicalResult(idata, model, data, spec, priors, tuple(map(str, diagnostics)))
+    return FitParts(
+        file,
+        idata,
+        tree["posterior"].to_dataset(),
+        data,
+        spec,
+        priors,
+        tuple(map(str, diagnostics)),
+    )
 
 
 # -- reading a file that may have been damaged or edited ----------------------------------
@@ -481,7 +500,7 @@ def _data_from_tree(ds: xr.Dataset, e: _Fields) -> GroupedData:
     )
 
 
-def _check_posterior(file: str, posterior: xr.Dataset, model, data: GroupedData) -> None:
+def check_posterior(file: str, posterior: xr.Dataset, model, data: GroupedData) -> None:
     """Every sampled variable of the rebuilt model is in the posterior, with as many groups."""
     for var in [*model.free_RVs, *model.deterministics]:
         if var.name not in posterior:

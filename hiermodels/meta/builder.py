@@ -14,7 +14,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from hiermodels.builders.effects import group_effect
-from hiermodels.meta_data import StudyData
+from hiermodels.meta.data import StudyData
 from hiermodels.priors import Prior
 
 __all__ = ["build_meta_model", "coefficient_names"]

@@ -4,75 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import pymc as pm
 import xarray as xr
 
-from hiermodels.builders.effects import effect_name
-from hiermodels.builders.hierarchical import ResolvedPrior, sigma_name
-from hiermodels.data import INTERCEPT, GroupedData, GroupFactor
+from hiermodels.data import GroupedData, GroupFactor
+from hiermodels.defaults import ResolvedPrior
 from hiermodels.families import Family, get_family
+from hiermodels.names import INTERCEPT, corr_name, effect_name, sigma_name
 from hiermodels.numerics.pooling import no_pooling_fit, no_pooling_glm, shrinkage
+from hiermodels.results import fitfile, prediction
+from hiermodels.results.draws import interval_columns, linear_predictor_draws, summarize_draws
 from hiermodels.spec import HierarchicalSpec
 
-__all__ = ["HierarchicalResult", "linear_predictor_draws", "summarize_draws"]
-
-
-def summarize_draws(draws: dict[str, np.ndarray], prob: float = 0.95) -> pd.DataFrame:
-    """Summary table of scalar quantities given as (chain, draw) arrays.
-
-    Columns: mean, sd, median, ci_low, ci_high (equal-tailed ``prob`` interval), ess_bulk,
-    ess_tail, r_hat (rank-normalized, Vehtari et al. 2021, via ArviZ).
-    """
-    ds = xr.Dataset({k: (("chain", "draw"), np.asarray(v)) for k, v in draws.items()})
-    tail = (1 - prob) / 2
-    flat = {k: np.asarray(v).reshape(-1) for k, v in draws.items()}
-    table = pd.DataFrame(
-        {
-            "mean": {k: v.mean() for k, v in flat.items()},
-            "sd": {k: v.std(ddof=1) for k, v in flat.items()},
-            "median": {k: np.median(v) for k, v in flat.items()},
-            "ci_low": {k: np.quantile(v, tail) for k, v in flat.items()},
-            "ci_high": {k: np.quantile(v, 1 - tail) for k, v in flat.items()},
-        }
-    )
-    table["ess_bulk"] = pd.Series({k: float(v) for k, v in az.ess(ds, method="bulk").items()})
-    table["ess_tail"] = pd.Series({k: float(v) for k, v in az.ess(ds, method="tail").items()})
-    if ds.sizes["chain"] > 1:
-        table["r_hat"] = pd.Series({k: float(v) for k, v in az.rhat(ds).items()})
-    else:
-        table["r_hat"] = np.nan
-    table.index.name = "parameter"
-    table.attrs["prob"] = prob
-    return table
-
-
-def linear_predictor_draws(posterior, data: GroupedData, X, deviations, offset=None):
-    """``offset + X beta + sum_(f, t) deviations_(f, t) * X_t`` per draw: (chain, draw, n).
-
-    ``X`` has the columns ``data.terms``; ``deviations`` (chain, draw, n, len(data.effects))
-    the deviation of each row's level for each (factor, varying term) pair of
-    ``data.effects``. Shared by fitted rows and predictions.
-    """
-    eta = 0.0 if offset is None else offset
-    for k, t in enumerate(data.terms):
-        eta = eta + np.asarray(posterior[t])[..., None] * X[:, k]
-    for e, (_, t) in enumerate(data.effects):
-        eta = eta + deviations[..., e] * X[:, data.terms.index(t)]
-    return eta
-
-
-def _interval_columns(samples: np.ndarray, prob: float) -> dict[str, np.ndarray]:
-    """mean, sd, ci_low, ci_high over the leading (sample) axis."""
-    tail = (1 - prob) / 2
-    return {
-        "mean": samples.mean(axis=0),
-        "sd": samples.std(axis=0, ddof=1),
-        "ci_low": np.quantile(samples, tail, axis=0),
-        "ci_high": np.quantile(samples, 1 - tail, axis=0),
-    }
+__all__ = ["HierarchicalResult"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,13 +61,13 @@ class HierarchicalResult:
     def _population_draws(self) -> dict[str, np.ndarray]:
         draws = {name: self._posterior(name) for name in self.population_names()}
         for f in self.data.factors:
-            corr_name = f"{f.name}_corr"
-            if corr_name in self.idata["posterior"]:
-                corr = self._posterior(corr_name)
+            name = corr_name(f.name)
+            if name in self.idata["posterior"]:
+                corr = self._posterior(name)
                 terms = f.varying
                 for i in range(len(terms)):
                     for j in range(i):
-                        draws[f"{corr_name}[{terms[i]}, {terms[j]}]"] = corr[..., i, j]
+                        draws[f"{name}[{terms[i]}, {terms[j]}]"] = corr[..., i, j]
         return draws
 
     def summary(self, prob: float = 0.95) -> pd.DataFrame:
@@ -231,7 +177,7 @@ class HierarchicalResult:
             coef, target = self.group_coefficient_draws(f.name)
             own, _ = self.no_pooling(f.name)
             for k, t in enumerate(f.varying):
-                cols = _interval_columns(coef[t], prob)
+                cols = interval_columns(coef[t], prob)
                 population = target[t].mean(axis=0)
                 frames.append(
                     pd.DataFrame(
@@ -283,9 +229,9 @@ class HierarchicalResult:
         Prediction
             ``.draws`` (xarray, dims chain, draw, row) and ``.summary(prob)``.
         """
-        from hiermodels.prediction import predict
-
-        return predict(self, data, kind=kind, new_groups=new_groups, random_seed=random_seed)
+        return prediction.predict(
+            self, data, kind=kind, new_groups=new_groups, random_seed=random_seed
+        )
 
     # -- posterior predictive checks -------------------------------------------------------
     def ppc(self, random_seed=None) -> xr.DataArray:
@@ -313,10 +259,9 @@ class HierarchicalResult:
     # -- persistence ----------------------------------------------------------------------
     def save(self, path):
         """Write draws, spec, encoding, priors and version to a netCDF file (see
-        :mod:`hiermodels.io`); :func:`hiermodels.load` reads it back. Returns the path."""
-        from hiermodels.io import save
-
-        return save(self, path)
+        :mod:`hiermodels.results.fitfile`); :func:`hiermodels.load` reads it back. Returns
+        the path."""
+        return fitfile.save(self, path)
 
     def __repr__(self) -> str:
         d = self.data

@@ -1,0 +1,1 @@
+"""No, complete and partial pooling, fitted and compared (``hm.compare_pooling``)."""

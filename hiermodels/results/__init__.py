@@ -1,0 +1,1 @@
+"""Results: summaries, prediction and saving of fitted hierarchical models."""

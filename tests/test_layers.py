@@ -1,0 +1,146 @@
+"""The package's imports run down the flow only (STYLE.md, Layers; issue 12).
+
+Every module of ``hiermodels`` has a place in FLOW, lowest first: it may import only modules
+placed before it, so there is no import that runs back up and no circle. A new module must be
+given its place here. Function-level imports count too (a lazy import is still an arrow).
+"""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "hiermodels"
+
+FLOW = [
+    # names and errors every stage shares
+    "_version",
+    "errors",
+    "names",
+    # pure numerics: numpy and scipy only
+    "numerics",
+    "numerics.diagnostics",
+    "numerics.linear",
+    "numerics.pooling",
+    "numerics.effect_sizes",
+    "numerics.heterogeneity",
+    "numerics.tau_marginal",
+    "numerics.exact",
+    # what the user can ask for (no PyMC)
+    "sampling",
+    "priors",
+    "families",
+    "formula",
+    "datasets",
+    "plots",
+    "spec",
+    # validated, encoded data and the priors resolved from it (no PyMC)
+    "data",
+    "defaults",
+    "meta.data",
+    # builders: the only place that creates PyMC variables
+    "builders",
+    "builders.effects",
+    "builders.likelihoods",
+    "builders.hierarchical",
+    "meta.builder",
+    # engines: the only place that samples or integrates
+    "engines",
+    "engines.mcmc",
+    "meta.engines",
+    # results
+    "results",
+    "results.draws",
+    "results.prediction",
+    "results.fitfile",
+    "results.hierarchical",
+    "meta.result",
+    # entry points
+    "meta",
+    "meta.api",
+    "models",
+    "files",
+    "pooling",
+    "pooling.comparison",
+    "pooling.studies",
+    "pooling.rows",
+    "pooling.api",
+    "cli",
+    "",  # the package root
+]
+
+
+def _modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        yield ".".join(parts), path
+
+
+def _imports(name, path):
+    """The hiermodels modules that ``name`` imports, anywhere in the file."""
+    tree = ast.parse(path.read_text())
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".") if package else []
+                base = base[: len(base) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+                targets = [f"hiermodels.{module}".rstrip(".")]
+            else:
+                targets = [node.module]
+            # "from hiermodels.x import y" may name a submodule y; "from hiermodels import y"
+            # imports y, not the package root
+            submodules = [f"{targets[0]}.{a.name}" for a in node.names]
+            targets = submodules if targets[0] == "hiermodels" else [*targets, *submodules]
+        else:
+            continue
+        for target in targets:
+            if target and (target == "hiermodels" or target.startswith("hiermodels.")):
+                module = target.removeprefix("hiermodels").lstrip(".")
+                if module in FLOW:
+                    found.add(module)
+    found.discard(name)
+    return found
+
+
+def test_every_module_has_a_place_in_the_flow():
+    missing = [name for name, _ in _modules() if name not in FLOW]
+    assert not missing, f"give these modules a place in FLOW: {missing}"
+
+
+def test_imports_run_down_the_flow_only():
+    back = []
+    for name, path in _modules():
+        for target in _imports(name, path):
+            if FLOW.index(target) > FLOW.index(name):
+                back.append(f"{name or 'hiermodels'} imports {target}, which is above it")
+    assert not back, "\n".join(back)
+
+
+def test_the_check_can_fail(tmp_path):
+    """The walker sees a function-level import (so the test above can fail)."""
+    path = tmp_path / "x.py"
+    path.write_text("def f():\n    from hiermodels.cli import main\n")
+    assert _imports("data", path) == {"cli"}
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["hiermodels", "hiermodels.numerics.exact", "hiermodels.meta.engines", "hiermodels.data"],
+)
+def test_lower_layers_import_without_pymc_or_matplotlib(module):
+    code = (
+        f"import sys, {module}; "
+        "heavy = [m for m in ('pymc', 'pytensor', 'matplotlib', 'arviz') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"{module} loads {out.stdout.strip()}"
