@@ -10,13 +10,13 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
-from hiermodels.builders.hierarchical import build_model
+from hiermodels.builders.hierarchical import build, build_model
 from hiermodels.data import prepare
 from hiermodels.defaults import priors_frame, resolve_priors
 from hiermodels.engines.mcmc import sample_checked
 from hiermodels.errors import PriorWarning
 from hiermodels.families import get_family
-from hiermodels.names import effect_name, sigma_name
+from hiermodels.names import sigma_name
 from hiermodels.priors import Prior
 from hiermodels.results.hierarchical import HierarchicalResult
 from hiermodels.sampling import check_sampling_args
@@ -219,14 +219,11 @@ class HierarchicalModel:
             message = priors[sigma_name(t, f.name)].prior.warning(f.n_groups)
             if message:
                 warnings.warn(message, PriorWarning, stacklevel=2)
-        model = build_model(data, spec, priors)
+        built = build(data, spec, priors)
         idata, messages = sample_checked(
-            model,
-            centered=[
-                effect_name(t, f.name)
-                for f, t in data.effects
-                if spec.parameterization_of(t, f.name) == "centered"
-            ],
+            built.model,
+            centered=built.centered,
+            offsets=built.offsets,
             draws=draws,
             tune=tune,
             chains=chains,
@@ -235,7 +232,7 @@ class HierarchicalModel:
             progressbar=progressbar,
             sample_kwargs=sample_kwargs,
         )
-        return HierarchicalResult(idata, model, data, spec, priors, messages)
+        return HierarchicalResult(idata, built.model, data, spec, priors, messages)
 
 
 def fit_hierarchical(

@@ -16,6 +16,8 @@ the lines below hold per factor.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
@@ -30,11 +32,27 @@ from hiermodels.names import INTERCEPT, INTERCEPT_AT_MEANS, corr_name, sigma_nam
 from hiermodels.priors import Prior, stacked_dist
 from hiermodels.spec import HierarchicalSpec
 
-__all__ = ["build_model"]
+__all__ = ["BuiltModel", "build", "build_model"]
+
+
+@dataclass(frozen=True, eq=False)
+class BuiltModel:
+    """A model and what its group-level effects sample: ``centered`` names the effects sampled
+    centered, ``offsets`` the standard-normal offsets of non-centered ones (the convergence
+    checks advise from these, never from variable names)."""
+
+    model: pm.Model
+    centered: tuple[str, ...]
+    offsets: tuple[str, ...]
 
 
 def build_model(data: GroupedData, spec: HierarchicalSpec, priors: dict[str, ResolvedPrior]):
     """A new ``pm.Model`` for ``data`` under ``spec`` (pure: same inputs, same graph)."""
+    return build(data, spec, priors).model
+
+
+def build(data: GroupedData, spec: HierarchicalSpec, priors: dict[str, ResolvedPrior]):
+    """:func:`build_model`, with what each group-level effect samples (:class:`BuiltModel`)."""
     family = get_family(spec.family)
     coords = {"obs": list(range(len(data.y)))}
     for f in data.factors:
@@ -42,19 +60,25 @@ def build_model(data: GroupedData, spec: HierarchicalSpec, priors: dict[str, Res
         coords[f"{f.name}_term"] = list(f.varying)
         if f.correlated and len(f.varying) > 1:
             coords[f"{f.name}_term_bis"] = list(f.varying)
+    effects = []
     # The design enters as constants, term by term (no matmul, no multiplying by the
     # intercept's column of ones): the smallest graph, which compiles fastest under nutpie.
     with pm.Model(coords=coords) as model:
         coefs, mu = _population(data, family, priors)
-        centres = _centres(data, spec, coefs)
         for f in data.factors:
-            for t, b in _factor_effects(f, spec, priors, centres.get(f.name)).items():
-                mu = mu + (b[f.idx] if t == INTERCEPT else b[f.idx] * data.column(t))
+            for effect in _factor_effects(f, spec, priors, _locations(data, f, coefs)):
+                effects.append(effect)
+                for t, b in effect.deviations.items():
+                    mu = mu + (b[f.idx] if t == INTERCEPT else b[f.idx] * data.column(t))
         if data.offset is not None:
             mu = mu + data.offset
         aux = {a.name: priors[a.name].prior.create(a.name) for a in family.aux}
         add_likelihood(family, data.y_name, mu, aux, data.y, data.trials, dims="obs")
-    return model
+    return BuiltModel(
+        model,
+        tuple(n for e in effects for n in e.centered),
+        tuple(n for e in effects for n in e.offsets),
+    )
 
 
 class _Standardize(Transform):
@@ -113,56 +137,43 @@ def _create(prior: Prior, name: str, loc: float, scale: float):
     return prior.create(name)
 
 
-def _centres(data: GroupedData, spec: HierarchicalSpec, coefs: dict) -> dict[str, dict]:
-    """Population values the centered group values are sampled around, by factor and term.
-
-    Hierarchical centering (Gelfand, Sahu & Carlin 1995): a centered term's group values are
-    ``theta_j ~ Normal(population value, tau)``, so the data that pin theta_j down do not
-    also have to pin down the split between the population coefficient and the deviation.
-    Each term is centered on its population value in the first factor where it is centered
-    (the others center their deviations on 0); a centered intercept's population value
-    includes the predictors that are constant within that factor's levels (Gelman & Hill
-    2007, §12.6). The model is the same either way: only what is sampled changes.
-    """
-    out: dict[str, dict] = {}
-    owned: set[str] = set()
-    for f in data.factors:
-        for t in f.varying:
-            if t in owned or spec.parameterization_of(t, f.name) != "centered":
-                continue
-            owned.add(t)
-            centre = coefs[t]
-            if t == INTERCEPT:
-                rows = f.first_rows
-                for k in f.group_level:
-                    centre = centre + coefs[k] * data.column(k)[rows]
-            out.setdefault(f.name, {})[t] = centre
+def _locations(data: GroupedData, f: GroupFactor, coefs: dict) -> dict:
+    """The population value of each term varying by factor ``f``: where its group values are
+    centred when the term is sampled centered (hierarchical centering, Gelfand, Sahu & Carlin
+    1995), so the data that pin a group down do not also have to pin down the split between
+    the population coefficient and the deviation. The intercept's value includes the
+    predictors constant within the factor's levels (Gelman & Hill 2007, §12.6)."""
+    out = {t: coefs[t] for t in f.varying}
+    if f.group_level:
+        rows = f.first_rows
+        for k in f.group_level:
+            out[INTERCEPT] = out[INTERCEPT] + coefs[k] * data.column(k)[rows]
     return out
 
 
-def _factor_effects(
-    f: GroupFactor, spec: HierarchicalSpec, priors: dict[str, ResolvedPrior], centres=None
-):
-    """The deviations ``{term}|{factor}`` of one grouping factor, by term."""
+def _factor_effects(f: GroupFactor, spec: HierarchicalSpec, priors, location) -> list:
+    """The group effects of one grouping factor: one block, or one per independent term."""
     sigma_priors = [priors[sigma_name(t, f.name)].prior for t in f.varying]
     if f.correlated and len(f.varying) > 1:
-        return group_effect(
-            f.varying,
-            f.name,
-            parameterization=spec.parameterization_of(f.varying[0], f.name),
-            chol=_correlated_cholesky(f, spec, sigma_priors),
-            center_on=centres,
-        )
-    effects = {}
-    for t, prior in zip(f.varying, sigma_priors, strict=True):
-        effects |= group_effect(
+        return [
+            group_effect(
+                f.varying,
+                f.name,
+                parameterization=spec.parameterization_of(f.varying[0], f.name),
+                chol=_correlated_cholesky(f, spec, sigma_priors),
+                location=location,
+            )
+        ]
+    return [
+        group_effect(
             [t],
             f.name,
             parameterization=spec.parameterization_of(t, f.name),
             sigma=prior.create(sigma_name(t, f.name)),
-            center_on=centres,
+            location={t: location[t]},
         )
-    return effects
+        for t, prior in zip(f.varying, sigma_priors, strict=True)
+    ]
 
 
 def _correlated_cholesky(f: GroupFactor, spec: HierarchicalSpec, sigma_priors: list[Prior]):

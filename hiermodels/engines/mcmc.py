@@ -70,20 +70,29 @@ def sample(
 
 
 def sample_checked(
-    model: pm.Model, *, centered: Sequence[str] = (), **kwargs
+    model: pm.Model, *, centered: Sequence[str] = (), offsets: Sequence[str] = (), **kwargs
 ) -> tuple[xr.DataTree, tuple[str, ...]]:
-    """:func:`sample`, then :func:`check_convergence` on every free variable of ``model``."""
+    """:func:`sample`, then :func:`check_convergence` on every free variable of ``model``.
+
+    ``centered`` and ``offsets`` are what the builder says its group-level effects sample
+    (``GroupEffect.centered`` / ``.offsets``), for the advice in the messages.
+    """
     idata = sample(model, **kwargs)
     watched = [v.name for v in model.free_RVs]
-    return idata, tuple(check_convergence(idata, watched, centered=centered))
+    return idata, tuple(check_convergence(idata, watched, centered=centered, offsets=offsets))
 
 
 def check_convergence(
-    idata: xr.DataTree, var_names: Sequence[str], *, centered: Sequence[str] = ()
+    idata: xr.DataTree,
+    var_names: Sequence[str],
+    *,
+    centered: Sequence[str] = (),
+    offsets: Sequence[str] = (),
 ) -> list[str]:
     """Warn (:class:`ConvergenceWarning`) about divergences, R-hat and ESS; return the messages.
 
-    ``centered`` names the centered group-level terms, which a divergence message points to.
+    ``centered`` names the centered group-level terms, which a divergence message points to;
+    ``offsets`` the offsets of non-centered ones, which a slow-mixing message points to.
     """
     messages = []
     posterior = idata["posterior"]
@@ -108,7 +117,7 @@ def check_convergence(
         messages.append(
             f"R-hat above {RHAT_MAX} for {worst}: chains disagree; run more draws "
             "(draws=, sample_kwargs={'tune': ...}) or reparameterize"
-            + _offset_hint([k for _, k in high[:5]])
+            + _offset_hint([k for _, k in high[:5]], offsets)
         )
     floor = ESS_PER_CHAIN_MIN * n_chains
     low = sorted((v, k) for k, v in ess.items() if v < floor)
@@ -117,7 +126,7 @@ def check_convergence(
         messages.append(
             f"bulk ESS below {floor} ({ESS_PER_CHAIN_MIN} per chain) for {worst}: too few "
             "effective draws for reliable intervals; increase draws"
-            + _offset_hint([k for _, k in low[:5]])
+            + _offset_hint([k for _, k in low[:5]], offsets)
         )
     for message in messages:
         # point at the caller of fit(): check_convergence <- sample_checked <- fit <- user
@@ -125,10 +134,10 @@ def check_convergence(
     return messages
 
 
-def _offset_hint(names: Sequence[str]) -> str:
+def _offset_hint(names: Sequence[str], offsets: Sequence[str]) -> str:
     """Advice when offsets of non-centered terms mix slowly: the data pin the groups down,
     which is where the centered form samples better (Betancourt & Girolami 2015, §4)."""
-    offsets = [k for k in names if k.endswith("_offset")]
+    offsets = [k for k in names if k in set(offsets)]
     if not offsets:
         return ""
     return (

@@ -46,13 +46,13 @@ def build_meta_model(
         for k in range(1, len(coefs)):
             mean = mean + data.X[:, k] * coefs[k]
         tau = tau_prior.create("tau")
-        (theta,) = group_effect(
+        theta = group_effect(
             ["theta"],
             study,
             parameterization=parameterization,
             sigma=tau,
-            mean=pt.as_tensor(mean),
-            name="theta",
-        ).values()
+            location={"theta": pt.as_tensor(mean)},
+            values_name="theta",
+        ).values["theta"]
         pm.Normal(data.estimate, mu=theta, sigma=data.se, observed=data.y, dims=study)
     return model

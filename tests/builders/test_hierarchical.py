@@ -178,3 +178,25 @@ def test_linear_predictor_matches_hand_computation(simulated):
     loglik = stats.norm.logpdf(df["y"], mu, sigma).sum()
     obs_logp = model.compile_logp(vars=[model["y"]], mode=FAST)
     assert obs_logp(point) == pytest.approx(loglik, rel=1e-10)
+
+
+@pytest.mark.parametrize("correlated", [True, False])
+def test_build_reports_what_each_group_effect_samples(simulated, correlated):
+    """group_effect says what it sampled; nothing else derives it from names."""
+    from hiermodels.builders.hierarchical import build
+    from hiermodels.data import prepare
+    from hiermodels.defaults import resolve_priors
+    from hiermodels.spec import Grouping, HierarchicalSpec
+
+    df, _ = simulated
+    groups = (Grouping("g", ("g",), ("x",), correlated),)
+    data = prepare(df, y="y", groups=groups, predictors=["x"])
+    for kind, centered, offsets in [
+        ("centered", ("Intercept|g", "x|g"), ()),
+        ("noncentered", (), ("Intercept|g_offset", "x|g_offset")),
+    ]:
+        spec = HierarchicalSpec(y="y", groups=groups, predictors=("x",), parameterization=kind)
+        built = build(data, spec, resolve_priors(data, spec))
+        assert (built.centered, built.offsets) == (centered, offsets)
+        for name in offsets:
+            assert built.model[name] in built.model.free_RVs
