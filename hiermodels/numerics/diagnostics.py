@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import fft, special
 
-__all__ = ["convergence", "ess_bulk", "rhat_rank"]
+__all__ = ["convergence", "ess_bulk", "ess_tail", "rhat_rank"]
 
 _BLOM = 3 / 8  # offset of the rank back-transform, Blom (1958); Vehtari et al. (2021) eq. 14
 
@@ -105,6 +105,31 @@ def _ess_bulk(draws, z_split):
     out = _ess(z_split)
     constant = _constant(draws)
     out[constant] = draws[0].size
+    return out
+
+
+def ess_tail(draws: np.ndarray, prob: float = 0.05) -> np.ndarray:
+    """Tail effective sample size: the smaller ESS of the indicators of the ``prob`` and
+    ``1 - prob`` quantiles, on split chains (Vehtari et al. 2021, §4.3).
+
+    Parameters
+    ----------
+    draws : array of shape (n_params, n_chains, n_draws).
+
+    Returns
+    -------
+    (n_params,) array; a constant parameter gets the number of draws.
+    """
+    draws = np.asarray(draws, dtype=float)
+    flat = draws.reshape(draws.shape[0], -1)
+    out = np.full(draws.shape[0], np.inf)
+    for q in (prob, 1 - prob):
+        cut = np.quantile(flat, q, axis=-1)[:, None, None]
+        indicator = (draws <= cut).astype(float)
+        ess = _ess(_split(indicator))
+        ess[_constant(indicator)] = draws[0].size
+        out = np.minimum(out, ess)
+    out[_constant(draws)] = draws[0].size
     return out
 
 

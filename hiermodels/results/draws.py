@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import arviz as az
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from hiermodels.data import GroupedData
+from hiermodels.numerics import diagnostics
 
 __all__ = ["interval_columns", "linear_predictor_draws", "summarize_draws"]
 
@@ -16,9 +15,9 @@ def summarize_draws(draws: dict[str, np.ndarray], prob: float = 0.95) -> pd.Data
     """Summary table of scalar quantities given as (chain, draw) arrays.
 
     Columns: mean, sd, median, ci_low, ci_high (equal-tailed ``prob`` interval), ess_bulk,
-    ess_tail, r_hat (rank-normalized, Vehtari et al. 2021, via ArviZ).
+    ess_tail, r_hat (rank-normalized split R-hat and ESS, Vehtari et al. 2021; tail ESS at the
+    5% and 95% quantiles).
     """
-    ds = xr.Dataset({k: (("chain", "draw"), np.asarray(v)) for k, v in draws.items()})
     tail = (1 - prob) / 2
     flat = {k: np.asarray(v).reshape(-1) for k, v in draws.items()}
     table = pd.DataFrame(
@@ -30,12 +29,15 @@ def summarize_draws(draws: dict[str, np.ndarray], prob: float = 0.95) -> pd.Data
             "ci_high": {k: np.quantile(v, 1 - tail) for k, v in flat.items()},
         }
     )
-    table["ess_bulk"] = pd.Series({k: float(v) for k, v in az.ess(ds, method="bulk").items()})
-    table["ess_tail"] = pd.Series({k: float(v) for k, v in az.ess(ds, method="tail").items()})
-    if ds.sizes["chain"] > 1:
-        table["r_hat"] = pd.Series({k: float(v) for k, v in az.rhat(ds).items()})
+    # one vectorized pass for every parameter (numerics.diagnostics, equal to ArviZ's to
+    # 1e-10 and ~3x faster, see benchmarks/bench_diagnostics.py)
+    stack = np.stack([np.asarray(v, dtype=float) for v in draws.values()]) if draws else None
+    if stack is not None and stack.shape[-1] >= 4:
+        table["ess_bulk"] = diagnostics.ess_bulk(stack)
+        table["ess_tail"] = diagnostics.ess_tail(stack)
+        table["r_hat"] = diagnostics.rhat_rank(stack) if stack.shape[1] > 1 else np.nan
     else:
-        table["r_hat"] = np.nan
+        table["ess_bulk"] = table["ess_tail"] = table["r_hat"] = np.nan
     table.index.name = "parameter"
     table.attrs["prob"] = prob
     return table

@@ -5,7 +5,13 @@ import pytest
 from arviz_stats.base import array_stats
 from scipy import stats
 
-from hiermodels.numerics.diagnostics import _average_ranks, convergence, ess_bulk, rhat_rank
+from hiermodels.numerics.diagnostics import (
+    _average_ranks,
+    convergence,
+    ess_bulk,
+    ess_tail,
+    rhat_rank,
+)
 
 
 def ar1(phi, shape, seed):
@@ -53,3 +59,24 @@ def test_average_ranks_as_scipy():
     rng = np.random.default_rng(0)
     for arr in (np.round(rng.normal(size=(5, 50))), rng.normal(size=(3, 7)), np.ones((2, 4))):
         np.testing.assert_array_equal(_average_ranks(arr), stats.rankdata(arr, axis=-1))
+
+
+@pytest.mark.parametrize("phi", [-0.5, 0.0, 0.9, 0.999])
+def test_tail_ess_matches_arviz_at_the_5_and_95_percent_quantiles(phi):
+    """Vehtari et al. (2021) §4.3: the smaller ESS of I(x <= q05) and I(x <= q95)."""
+    draws = ar1(phi, (6, 4, 300), seed=int(100 * abs(phi)))
+    draws[0] = np.round(draws[0])  # ties
+    expected = [array_stats.ess(d, method="tail", prob=(0.05, 0.95)) for d in draws]
+    np.testing.assert_allclose(ess_tail(draws), expected, rtol=1e-10)
+
+
+def test_summaries_use_the_same_numbers_as_arviz():
+    from hiermodels.results.draws import summarize_draws
+
+    draws = {f"p{k}": ar1(0.6, (4, 400), seed=k) for k in range(3)}
+    table = summarize_draws(draws)
+    for name, d in draws.items():
+        assert table.loc[name, "r_hat"] == pytest.approx(array_stats.rhat(d), rel=1e-10)
+        assert table.loc[name, "ess_bulk"] == pytest.approx(array_stats.ess(d), rel=1e-10)
+        tail = array_stats.ess(d, method="tail", prob=(0.05, 0.95))
+        assert table.loc[name, "ess_tail"] == pytest.approx(tail, rel=1e-10)
