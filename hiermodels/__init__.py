@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from hiermodels._blas import configure_pytensor_blas
 from hiermodels._version import __version__
 from hiermodels.errors import (
     ConvergenceWarning,
@@ -17,6 +18,8 @@ from hiermodels.errors import (
     PriorWarning,
     SpecError,
 )
+
+configure_pytensor_blas()  # before anything imports PyTensor: link the wheel's OpenBLAS
 
 # public name -> the module that defines it (imported when the name is first used)
 _LAZY = {

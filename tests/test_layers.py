@@ -17,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hiermodels"
 FLOW = [
     # names and errors every stage shares
     "_version",
+    "_blas",
     "errors",
     "names",
     # pure numerics: numpy and scipy only
@@ -36,6 +37,7 @@ FLOW = [
     "datasets",
     "plots",
     "spec",
+    "meta.spec",
     # validated, encoded data and the priors resolved from it (no PyMC)
     "data",
     "defaults",
@@ -50,6 +52,7 @@ FLOW = [
     "engines",
     "engines.mcmc",
     "meta.engines",
+    "meta.mcmc",
     # results
     "results",
     "results.draws",
