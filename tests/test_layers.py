@@ -31,6 +31,7 @@ FLOW = [
     "numerics.exact",
     # what the user can ask for (no PyMC)
     "sampling",
+    "frames",
     "priors",
     "families",
     "formula",
