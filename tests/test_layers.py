@@ -27,6 +27,9 @@ FLOW = [
     "numerics.pooling",
     "numerics.effect_sizes",
     "numerics.heterogeneity",
+    "numerics.estimators",
+    "numerics.inference",
+    "numerics.influence",
     "numerics.tau_marginal",
     "numerics.exact",
     # what the user can ask for (no PyMC)
@@ -59,6 +62,7 @@ FLOW = [
     "results.draws",
     "results.prediction",
     "results.fitfile",
+    "results.loo",
     "results.hierarchical",
     "meta.result",
     # entry points

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from hiermodels.errors import SpecError
 from hiermodels.numerics.pooling import shrinkage
+from hiermodels.results.loo import Candidate, loo, loo_table, verdict
 
 __all__ = ["POOLINGS", "PooledFit", "PoolingComparison"]
 
 POOLINGS = ("none", "complete", "partial")
 LABELS = {"none": "no pooling", "complete": "complete pooling", "partial": "partial pooling"}
-SMALL_ELPD_DIFF = 4.0  # below this an elpd difference is small (Sivula et al. 2022)
 EXACT_DRAWS = 4000  # independent draws of the exact posteriors, for PSIS-LOO
 
 Summary = dict[str, dict[str, np.ndarray]]  # term -> {"mean", "sd", "lower", "upper"}
@@ -148,21 +146,12 @@ class PoolingComparison:
     def loo(self, pooling: str):
         """PSIS-LOO (ArviZ) of one estimator, from its pointwise log-likelihood draws."""
         if pooling not in self._loo:
-            import arviz as az
-
-            fit = self.fits[pooling]
-            ll = fit.log_likelihood
-            tree = xr.DataTree.from_dict(
-                {
-                    "posterior": xr.Dataset({"_": (("chain", "draw"), np.zeros(ll.shape[:2]))}),
-                    "log_likelihood": xr.Dataset({"y": (("chain", "draw", "obs"), ll)}),
-                }
-            )
-            with warnings.catch_warnings():
-                # high Pareto k is reported in compare()'s table and verdict instead
-                warnings.filterwarnings("ignore", "Estimated shape parameter", UserWarning)
-                self._loo[pooling] = az.loo(tree, pointwise=True, reff=fit.reff)
+            self._loo[pooling] = loo(self._candidate(pooling))
         return self._loo[pooling]
+
+    def _candidate(self, pooling: str) -> Candidate:
+        fit = self.fits[pooling]
+        return Candidate(fit.log_likelihood, fit.reff, fit.loso if self.kind == "study" else None)
 
     def compare(self) -> pd.DataFrame:
         """Out-of-sample predictive comparison of the three estimators, best first.
@@ -176,38 +165,11 @@ class PoolingComparison:
         and ``loso_se`` (NaN for no pooling, which has no prediction for an unseen study).
         ``table.attrs["verdict"]`` (also :meth:`verdict`) says what the numbers mean.
         """
-        rows, pointwise = {}, {}
-        for pooling in POOLINGS:
-            loo = self.loo(pooling)
-            k = np.asarray(loo.pareto_k).ravel()
-            pointwise[pooling] = np.asarray(loo.elpd_i).ravel()
-            rows[pooling] = {
-                "elpd_loo": float(loo.elpd),
-                "se": float(loo.se),
-                "p_loo": float(loo.p),
-                "n_high_k": int((k > loo.good_k).sum()),
-                "max_k": float(k.max()),
-                "k_threshold": float(loo.good_k),
-            }
-            loso = self.fits[pooling].loso
-            if self.kind == "study":
-                rows[pooling]["elpd_loso"] = float(loso.sum()) if loso is not None else np.nan
-                rows[pooling]["loso_se"] = (
-                    float(np.sqrt(len(loso) * loso.var(ddof=1))) if loso is not None else np.nan
-                )
-        table = pd.DataFrame(rows).T
-        best = table["elpd_loo"].idxmax()
-        n = len(pointwise[best])
-        diffs = {p: pointwise[p] - pointwise[best] for p in POOLINGS}
-        table["elpd_diff"] = [float(diffs[p].sum()) for p in table.index]
-        table["dse"] = [float(np.sqrt(n * diffs[p].var(ddof=1))) for p in table.index]
-        table = table.sort_values("elpd_loo", ascending=False)
-        table.insert(0, "rank", np.arange(len(table)))
-        first = ["rank", "elpd_loo", "se", "elpd_diff", "dse", "p_loo"]
-        table = table[first + [c for c in table.columns if c not in first]]
-        table = table.astype({"rank": int, "n_high_k": int})
+        table = loo_table(
+            {p: self._candidate(p) for p in POOLINGS}, loos={p: self.loo(p) for p in POOLINGS}
+        )
         table.index.name = "pooling"
-        table.attrs["verdict"] = _verdict(table, self.kind, n)
+        table.attrs["verdict"] = verdict(table, LABELS, kind=self.kind)
         return table
 
     def verdict(self) -> str:
@@ -234,36 +196,3 @@ class PoolingComparison:
             f"<PoolingComparison {len(self.labels)} {what} ({self.group}); "
             f"terms {list(self.terms)}; none / complete / partial>"
         )
-
-
-def _verdict(table: pd.DataFrame, kind: str, n: int) -> str:
-    best = table.index[0]
-    lines = [f"Best out-of-sample prediction (PSIS-LOO, {n} observations): {LABELS[best]}."]
-    for pooling, row in table.iloc[1:].iterrows():
-        diff, dse = -row["elpd_diff"], row["dse"]
-        if diff < SMALL_ELPD_DIFF:
-            reading = "a small difference: they predict about equally well"
-        elif diff > 2 * dse:
-            reading = "a clear difference"
-        else:
-            reading = "not clearly different (less than 2 se)"
-        lines.append(f"  {LABELS[pooling]} is worse by {diff:.1f} (se {dse:.1f}): {reading}.")
-    for pooling, row in table.iterrows():
-        if row["n_high_k"]:
-            advice = "trust elpd_loso" if kind == "study" else "refit without them to check"
-            lines.append(
-                f"  PSIS-LOO is unreliable for {LABELS[pooling]}: {int(row['n_high_k'])} of {n} "
-                f"observations have Pareto k > {row['k_threshold']:.2f} (max "
-                f"{row['max_k']:.2f}), so its elpd_loo is too optimistic or noisy; {advice}."
-            )
-    if kind == "study":
-        loso = table["elpd_loso"].dropna().sort_values(ascending=False)
-        scores = ", ".join(f"{LABELS[p]} {v:.1f}" for p, v in loso.items())
-        lines.append(
-            f"For a new study (exact leave-one-study-out): {LABELS[loso.index[0]]} predicts "
-            f"best ({scores}); no pooling cannot predict a study it has not seen."
-        )
-    return "\n".join(lines)
-
-
-# -- entry point ------------------------------------------------------------------------------
