@@ -29,9 +29,11 @@ __all__ = [
     "REFit",
     "cochran_q",
     "dersimonian_laird",
+    "dl_tau2",
     "i2_h2",
     "others_sum",
     "reml",
+    "reml_tau2",
     "typical_within_variance",
 ]
 
@@ -340,6 +342,13 @@ def dersimonian_laird(y, se, X=None, level=0.95):
     """
     y, v, X = _prepare(y, se, X)
     _check_k(y, X)
+    tau2, tau2_se = dl_tau2(y, v, X)
+    return _finish("DL", y, v, X, tau2, tau2_se, level)
+
+
+def dl_tau2(y, v, X):
+    """The DerSimonian-Laird tau^2 and its standard error for validated ``y``, variances
+    ``v`` and design ``X`` (the numerics of :func:`dersimonian_laird`)."""
     k, p = X.shape
     fe = _Weighted(y, X, 1 / v)
     tr_p = fe.tr_p
@@ -351,7 +360,7 @@ def dersimonian_laird(y, se, X=None, level=0.95):
         2 * math.sqrt(tau2 / tr_p),
         math.sqrt(2 * fe.tr_pp_u) * tau2 / fe.tr_p_u,
     )
-    return _finish("DL", y, v, X, tau2, tau2_se, level)
+    return tau2, tau2_se
 
 
 def _reml_loglik(y, v, X, tau2):
@@ -438,6 +447,14 @@ def reml(y, se, X=None, level=0.95, tol=1e-10, max_iter=100):
     """
     y, v, X = _prepare(y, se, X)
     _check_k(y, X)
+    tau2, tau2_se = reml_tau2(y, v, X, tol=tol, max_iter=max_iter)
+    return _finish("REML", y, v, X, tau2, tau2_se, level)
+
+
+def reml_tau2(y, v, X, tol=1e-10, max_iter=100):
+    """The REML estimate of tau^2 and its standard error, for validated ``y``, variances
+    ``v`` and design ``X`` (the numerics of :func:`reml`; also used by
+    :mod:`hiermodels.numerics.estimators`)."""
     k, p = X.shape
     s2 = (k - p) / _Weighted(y, X, 1 / v).tr_p  # typical within-study variance (for the scale)
     # Hedges' unweighted method-of-moments start: (RSS_ols - tr(P_ols V)) / (k - p)
@@ -462,5 +479,4 @@ def reml(y, se, X=None, level=0.95, tol=1e-10, max_iter=100):
     if tau2 > 0 and _reml_loglik(y, v, X, 0.0) - _reml_loglik(y, v, X, tau2) > 1.2e-4:
         tau2 = 0.0  # a local maximum: metafor's ll0check (tolerance .Machine$double.eps^0.25)
     at = _Weighted(y, X, 1 / (v + tau2))
-    tau2_se = math.sqrt(2 / at.tr_pp_u) / at.c
-    return _finish("REML", y, v, X, tau2, tau2_se, level)
+    return tau2, math.sqrt(2 / at.tr_pp_u) / at.c

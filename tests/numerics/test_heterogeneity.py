@@ -21,6 +21,7 @@ from hiermodels.numerics.heterogeneity import (
     reml,
     typical_within_variance,
 )
+from hiermodels.numerics.inference import fit_random_effects, predict
 
 BCG = Path(__file__).resolve().parents[2] / "hiermodels" / "data" / "bcg.csv"
 DEC4 = 5e-5  # half a unit in the 4th decimal
@@ -159,3 +160,20 @@ def test_reml_when_fisher_scoring_oscillates():
     score = np.sum(w**2 * (y - mu) ** 2) - tr_p
     assert fit.tau2 == pytest.approx(0.124111, abs=1e-5)
     assert abs(score) / tr_p < 1e-12
+
+
+@pytest.mark.parametrize("method", ["DL", "REML"])
+def test_refit_and_fit_random_effects_agree(bcg, method):
+    """The original REFit functions and the general entry point share their numerics."""
+    yi, sei, X = bcg
+    old = {"DL": dersimonian_laird, "REML": reml}[method]
+    for design in (None, X):
+        a, b = old(yi, sei, design), fit_random_effects(yi, sei, design, method=method)
+        assert a.tau2 == b.tau2 and a.tau2_se == b.tau2_se
+        np.testing.assert_allclose(a.beta, b.beta, rtol=1e-14)
+        np.testing.assert_allclose(a.beta_se, b.se, rtol=1e-14)
+        np.testing.assert_allclose([a.I2, a.H2, a.Q], [b.I2, b.H2, b.QE], rtol=1e-14)
+    # intercept only: REFit's prediction interval is metafor's predict() under test="z"
+    a = old(yi, sei)
+    pr = predict(fit_random_effects(yi, sei, method=method))
+    np.testing.assert_allclose([a.pi_low, a.pi_high], [pr.pi_low[0], pr.pi_high[0]], rtol=1e-14)
