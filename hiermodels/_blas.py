@@ -31,14 +31,26 @@ def _user_configured() -> bool:
 
 
 def configure_pytensor_blas() -> str | None:
-    """Set ``blas__ldflags`` in ``PYTENSOR_FLAGS`` when it is safe to; return the flags set."""
-    if "pytensor" in sys.modules or _user_configured():
+    """Give PyTensor the wheel's OpenBLAS when it is safe to; return the flags set.
+
+    Before PyTensor is imported this goes through ``PYTENSOR_FLAGS``; when it was imported
+    first (``import pymc`` before ``import hiermodels``) the setting is still open until
+    PyTensor first looks for a BLAS, so it is set on ``pytensor.config`` directly.
+    """
+    if _user_configured():
         return None
     lib = Path(sysconfig.get_paths()["purelib"]) / "cmeel.prefix" / "lib"
     if not (lib / "libopenblas.so").exists():
         return None
     # PYTENSOR_FLAGS is split on commas, so the rpath goes as -Xlinker words, not -Wl,a,b
     flags = f"-L{lib} -lopenblas -Xlinker -rpath -Xlinker {lib}"
+    if "pytensor" in sys.modules:
+        config = sys.modules["pytensor"].config
+        param = getattr(config, "_config_var_dict", {}).get("blas__ldflags")
+        if param is None or hasattr(param, "val"):
+            return None  # PyTensor already chose (and may have found a system BLAS)
+        config.blas__ldflags = flags
+        return flags
     existing = os.environ.get("PYTENSOR_FLAGS", "")
     os.environ["PYTENSOR_FLAGS"] = ",".join(p for p in (existing, f"blas__ldflags={flags}") if p)
     return flags

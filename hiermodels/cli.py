@@ -16,6 +16,7 @@ saying what is wrong and how to fix it, and exits with
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import time
@@ -28,12 +29,30 @@ import pandas as pd
 
 from hiermodels import datasets
 from hiermodels.errors import ConvergenceWarning, DataError, HierModelsError
-from hiermodels.meta.api import meta_analysis
-from hiermodels.models import fit_hierarchical
-from hiermodels.pooling.api import compare_pooling
-from hiermodels.results.fitfile import check_writable
 
 __all__ = ["main"]
+
+# entry point -> the module that defines it, imported when its subcommand first runs
+# (PEP 562, as in the package root): `hiermodels meta` (exact) then starts without PyMC,
+# ArviZ or matplotlib, in about a second
+_ENTRY_POINTS = {
+    "meta_analysis": "hiermodels.meta.api",
+    "fit_hierarchical": "hiermodels.models",
+    "compare_pooling": "hiermodels.pooling.api",
+}
+
+
+def __getattr__(name: str):
+    if name not in _ENTRY_POINTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_ENTRY_POINTS[name]), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def _entry(name: str):
+    """The entry point ``name`` of :data:`_ENTRY_POINTS`, imported on first use."""
+    return getattr(sys.modules[__name__], name)
 
 
 def _print_table(title: str, table: pd.DataFrame) -> None:
@@ -186,6 +205,8 @@ def _check_args(args) -> None:
 
 def _check_plot(plot: str) -> None:
     # checked before fitting, so a bad path is not learned only after a long fit
+    from hiermodels.results.fitfile import check_writable
+
     try:
         check_writable(plot, example="plot.png")
     except DataError as error:
@@ -203,6 +224,7 @@ def _check_plot(plot: str) -> None:
 
 
 def _demo(args) -> None:
+    compare_pooling = _entry("compare_pooling")
     schools = datasets.load("eight_schools")
     print(datasets.describe("eight_schools"))
     print(
@@ -218,7 +240,8 @@ def _demo(args) -> None:
 
 
 def _fit(args) -> None:
-    data = read_csv(args.file)
+    data = read_csv(args.file)  # first: a bad file is reported before the slow imports
+    fit_hierarchical = _entry("fit_hierarchical")
     result = fit_hierarchical(
         data,
         args.formula,
@@ -237,7 +260,8 @@ def _fit(args) -> None:
 
 
 def _meta(args) -> None:
-    data = read_csv(args.file)
+    data = read_csv(args.file)  # first: a bad file is reported before the slow imports
+    meta_analysis = _entry("meta_analysis")
     meta = meta_analysis(
         data,
         estimate=args.estimate,
@@ -262,7 +286,8 @@ def _meta(args) -> None:
 
 
 def _pool(args) -> None:
-    data = read_csv(args.file)
+    data = read_csv(args.file)  # first: a bad file is reported before the slow imports
+    compare_pooling = _entry("compare_pooling")
     comparison = compare_pooling(
         data,
         estimate=args.estimate,

@@ -3,6 +3,12 @@
 Nothing here touches PyMC: :func:`prepare` checks every column the user named, reports
 bad rows by their labels, and returns a :class:`GroupedData` (numpy arrays plus names).
 The caller's DataFrame is never modified.
+
+The population design is built by formulae's design matrices (:class:`PopulationDesign`),
+from a frame this module has validated and normalized first: numbers as numbers, text as
+ordered categoricals with this module's sorted levels (the first is the reference), so
+formulae names and codes every term as the keyword form always has (``floor``, ``kind[b]``)
+and re-encodes new rows with the training encoding.
 """
 
 from __future__ import annotations
@@ -12,8 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from formulae.environment import Environment
+from formulae.matrices import CommonEffectsMatrix, DesignMatrices
+from formulae.terms import Model
 
 from hiermodels.errors import DataError, SpecError, format_rows
+from hiermodels.formula import population_model
 from hiermodels.names import INTERCEPT, INTERCEPT_AT_MEANS, RESIDUAL_SIGMA
 from hiermodels.spec import Grouping
 
@@ -21,6 +31,7 @@ __all__ = [
     "INTERCEPT",
     "GroupFactor",
     "GroupedData",
+    "PopulationDesign",
     "check_full_rank",
     "factor_labels",
     "level_labels",
@@ -42,7 +53,8 @@ class GroupFactor:
     columns : the data columns whose values, joined by ``:``, label a row's level.
     levels : the sorted level labels.
     idx : (n,) integer code of each row's level in ``levels``.
-    varying : the terms (columns of ``X``) that vary by this factor, ``Intercept`` first.
+    varying : the terms (columns of ``X``) that vary by this factor, ``Intercept`` first when
+        the intercept varies (not for lme4's ``(0 + x | g)``).
     group_level : predictors that are constant within every level of this factor.
     correlated : whether the deviations of several varying terms are correlated.
     """
@@ -70,6 +82,87 @@ class GroupFactor:
         return _first_index(self.idx, self.n_groups)
 
 
+# What a formula may call besides formulae's own transformations (scale, center, C, I, ...,
+# which formulae looks up first): numpy. Nothing from the caller's or this module's scope.
+_NAMESPACE = Environment([{"np": np}])
+
+
+@dataclass(frozen=True, eq=False)
+class PopulationDesign:
+    """The population-level design as formulae built it, kept to encode new rows alike.
+
+    Attributes
+    ----------
+    columns : the data columns the population terms read, in order of appearance.
+    kinds : per column, how it was given to formulae: ``"float"`` or ``"int"`` (numbers;
+        bools as 0/1) or ``"category"`` (text, coded by ``categories``).
+    categories : text column -> its sorted levels (the first is the reference).
+    frame : the training values of ``columns`` as formulae saw them.
+    matrix : formulae's common-effects matrix; its terms keep the training encoding (the
+        levels of categorical terms, the mean and SD of ``scale(x)``).
+    names : the design's column names, ``Intercept`` first (``x``, ``kind[b]``, ``x1:x2``).
+    term_columns : each population term's name -> the design columns it spans.
+    """
+
+    columns: tuple[str, ...]
+    kinds: tuple[str, ...]
+    categories: tuple[tuple[str, tuple[str, ...]], ...]
+    frame: pd.DataFrame
+    matrix: CommonEffectsMatrix
+    names: tuple[str, ...]
+    term_columns: tuple[tuple[str, tuple[str, ...]], ...]
+
+    @property
+    def X(self) -> np.ndarray:
+        return np.asarray(self.matrix.design_matrix, dtype=float)
+
+    def encode(self, df: pd.DataFrame) -> np.ndarray:
+        """The design columns ``names`` for the rows of ``df``, with the training encoding.
+
+        Raises :class:`DataError` naming the column and rows for a category not seen in
+        fitting, a non-numeric value where numbers were fitted, or a term that is not finite
+        (``np.log`` of a value <= 0).
+        """
+        categories = dict(self.categories)
+        values = {}
+        for col, kind in zip(self.columns, self.kinds, strict=True):
+            if kind != "category":
+                numbers = numeric_column(df, col, "predictor")
+                whole = kind == "int" and np.all(np.mod(numbers, 1) == 0)
+                values[col] = numbers.astype(np.int64) if whole else numbers
+                continue
+            labels = level_labels(df[col])
+            unseen = ~labels.isin(categories[col])
+            if unseen.any():
+                raise DataError(
+                    f"predictor {col!r} has categories not seen in fitting "
+                    f"({sorted(labels[unseen].unique())}, {format_rows(df.index[unseen])}); "
+                    f"known categories: {list(categories[col])}"
+                )
+            # plain labels, coded by the training levels: formulae's C() refuses an ordered
+            # categorical that lacks some of its categories, as new rows may
+            values[col] = labels.to_numpy(dtype=object)
+        frame = pd.DataFrame(values, index=pd.RangeIndex(len(df)))
+        try:
+            with np.errstate(all="ignore"):
+                X = self.matrix.evaluate_new_data(frame).design_matrix
+        except Exception as exc:  # formulae raises ValueError, KeyError, ...: say which term
+            raise DataError(f"the new rows cannot be encoded like the fitted ones: {exc}") from None
+        X = np.asarray(X, dtype=float).reshape(len(df), -1)
+        _check_finite_terms(X, self.names, df.index)
+        return X
+
+
+def _check_finite_terms(X: np.ndarray, names, index) -> None:
+    for k, name in enumerate(names):
+        bad = index[~np.isfinite(X[:, k])]
+        if len(bad):
+            raise DataError(
+                f"term {name!r} is not finite ({format_rows(bad)}), e.g. np.log of a value "
+                "<= 0; drop those rows or change the term"
+            )
+
+
 @dataclass(frozen=True, eq=False)
 class GroupedData:
     """Arrays for a model with one or more grouping factors.
@@ -78,7 +171,10 @@ class GroupedData:
     ----------
     y : (n,) outcome.
     X : (n, p) population-level design; column ``terms[k]`` (``Intercept`` first).
-    factors : the grouping factors, each with the terms that vary by it.
+    factors : the grouping factors, each with the terms that vary by it (none: a plain
+        regression).
+    predictors : the population terms by name (``x``, ``kind``, ``x1:x2``, ``np.log(z)``).
+    design : how formulae built ``X``, to encode new rows alike.
 
     The single-factor shortcuts ``group``, ``levels``, ``group_idx``, ``varying``,
     ``group_level``, ``n_groups``, ``n_obs``, ``first_rows`` and ``Z`` read the one factor
@@ -92,7 +188,7 @@ class GroupedData:
     factors: tuple[GroupFactor, ...]
     row_labels: tuple[object, ...]
     predictors: tuple[str, ...] = ()
-    categories: tuple[tuple[str, tuple[str, ...]], ...] = ()  # categorical predictor -> levels
+    design: PopulationDesign | None = None
     trials: np.ndarray | None = None  # binomial trials per row
     offset: np.ndarray | None = None  # added to the linear predictor (e.g. log exposure)
     trials_name: str | None = None
@@ -100,6 +196,11 @@ class GroupedData:
 
     def column(self, term: str) -> np.ndarray:
         return self.X[:, self.terms.index(term)]
+
+    @property
+    def categories(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """Each text column of the population terms -> its levels (the first: reference)."""
+        return () if self.design is None else self.design.categories
 
     @property
     def effects(self) -> tuple[tuple[GroupFactor, str], ...]:
@@ -117,6 +218,8 @@ class GroupedData:
     @property
     def factor(self) -> GroupFactor:
         """The one grouping factor (for what is defined for a single factor only)."""
+        if not self.factors:
+            raise SpecError("this needs a grouping factor; the model has none (no (1 | group))")
         if len(self.factors) != 1:
             raise SpecError(
                 f"this needs a model with one grouping factor; this one has "
@@ -302,19 +405,116 @@ def encode_predictors(df: pd.DataFrame, predictors: Sequence[str]) -> tuple[list
     return names, np.column_stack(columns) if columns else np.empty((len(df), 0))
 
 
-def _expand_varying(varying: Sequence[str], predictors: Sequence[str], names: list[str]):
+def _expand_varying(varying: Sequence[str], predictors: Sequence[str], design: PopulationDesign):
+    """The design columns of the varying terms: a term's own columns (``kind`` varies as
+    ``kind[b]`` and ``kind[c]``), or one design column named directly."""
+    term_columns = dict(design.term_columns)
     expanded: list[str] = []
     for term in varying:
-        if term in names:
+        if term in design.names:
             expanded.append(term)
-        elif term in predictors:
-            expanded.extend(n for n in names if n.startswith(f"{term}["))
+        elif term in term_columns:
+            expanded.extend(term_columns[term])
         else:
             raise SpecError(
                 f"varying term {term!r} is not a predictor; varying terms must also be listed in "
                 f"predictors (now {list(predictors)})"
             )
     return expanded
+
+
+def _population_frame(df: pd.DataFrame, columns: Sequence[str]):
+    """Check the columns the population terms read and normalize them for formulae: numbers
+    as numbers (bools as 0/1), text as ordered categoricals with :func:`_sorted_levels`."""
+    values, kinds, categories = {}, [], []
+    for col in columns:
+        series = df[col]
+        if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(
+            series
+        ):
+            raise DataError(
+                f"predictor column {col!r} holds dates or times ({series.dtype}); choose the "
+                f"unit of its slope and make it numeric, e.g. df[{col!r}].dt.year, or days "
+                f"since a start: (df[{col!r}] - df[{col!r}].min()).dt.days"
+            )
+        if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            numbers = numeric_column(df, col, "predictor")
+            integer = pd.api.types.is_integer_dtype(series)
+            values[col] = numbers.astype(np.int64) if integer else numbers
+            kinds.append("int" if integer else "float")
+            continue
+        _check_text_predictor(df, col)
+        labels = level_labels(series)
+        levels = _sorted_levels(df, [col], labels)
+        if len(levels) < 2:
+            raise DataError(
+                f"predictor {col!r} has a single category ({levels[0]!r}); "
+                "remove it from predictors"
+            )
+        values[col] = pd.Categorical(labels, categories=levels, ordered=True)
+        kinds.append("category")
+        categories.append((col, levels))
+    frame = pd.DataFrame(values, index=pd.RangeIndex(len(df)))
+    return frame, tuple(kinds), tuple(categories)
+
+
+def population_columns(model: Model) -> tuple[str, ...]:
+    """The data columns a formulae model reads, in order of appearance."""
+    # formulae lists a literal inside a call (the 2 of I(x * 2)) as the name ""
+    names = (c for t in model.common_terms for c in sorted(t.var_names) if c)
+    return tuple(dict.fromkeys(names))
+
+
+def population_design(
+    model: Model, frame: pd.DataFrame, kinds, categories, *, where: str, index=None
+) -> PopulationDesign:
+    """formulae's design matrix of ``model`` on the normalized ``frame`` (see
+    :func:`_population_frame`); ``where`` names the formula in messages, ``index`` the
+    caller's row labels."""
+    index = frame.index if index is None else index
+    columns = population_columns(model)
+    try:
+        with np.errstate(all="ignore"):  # np.log(0): reported below, by row
+            matrix = DesignMatrices(model, frame, _NAMESPACE).common
+    except KeyError as exc:
+        # every column was found in the data before, so a name formulae cannot find is a
+        # function that is neither numpy's nor one of formulae's transformations
+        raise SpecError(
+            f"{where} calls {exc.args[0]!r}, which is not a known function; use numpy's "
+            "(np.log(x), np.sqrt(x), ...) or formulae's (scale(x), center(x), C(k), I(x**2)), "
+            "or create the column in the DataFrame first"
+        ) from None
+    except Exception as exc:  # formulae's own errors: name the formula, drop the traceback
+        raise SpecError(
+            f"{where} cannot be turned into a design matrix ({type(exc).__name__}: {exc}); "
+            "create the columns in the DataFrame first"
+        ) from None
+    names = tuple(str(n) for n in matrix.as_dataframe().columns)
+    labels = iter(names)
+    term_columns = tuple(
+        (name, tuple(next(labels) for _ in range(s.stop - s.start)))
+        for name, s in matrix.slices.items()
+    )
+    design = PopulationDesign(columns, kinds, categories, frame, matrix, names, term_columns)
+    _check_finite_terms(design.X, names, index)
+    return design
+
+
+def _build_design(df, formula, predictors, columns, model) -> PopulationDesign:
+    where = f"formula {formula!r}" if formula is not None else "predictors"
+    frame, kinds, categories = _population_frame(df, columns)
+    design = population_design(model, frame, kinds, categories, where=where, index=df.index)
+    if not design.names or design.names[0] != INTERCEPT:
+        raise SpecError(f"{where} must keep the population intercept")
+    X = design.X
+    for k, name in enumerate(design.names[1:], start=1):
+        if np.ptp(X[:, k]) == 0:
+            remove = "remove it from predictors" if formula is None else "remove it"
+            raise DataError(
+                f"predictor {name!r} is constant ({X[0, k]:g} in every row), so it cannot be "
+                f"told apart from the intercept; {remove}"
+            )
+    return design
 
 
 def factor_labels(df: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
@@ -327,7 +527,7 @@ def factor_labels(df: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
     return labels
 
 
-def _encode_factor(df, grouping, terms, X, predictors, names) -> GroupFactor:
+def _encode_factor(df, grouping, terms, X, predictors, design) -> GroupFactor:
     """Levels, row codes, varying terms and group-level predictors of one grouping factor."""
     name, columns = grouping.name, tuple(grouping.columns)
     labels = factor_labels(df, columns)
@@ -338,7 +538,7 @@ def _encode_factor(df, grouping, terms, X, predictors, names) -> GroupFactor:
             "model needs at least 2 groups per factor (drop this grouping term)"
         )
     idx = pd.Categorical(labels, categories=levels).codes.astype(np.int64)
-    varying = _expand_varying(grouping.varying, predictors, names)
+    varying = _expand_varying(grouping.varying, predictors, design)
     first = _first_index(idx, len(levels))
     group_level = []
     for k, term in enumerate(terms[1:], start=1):
@@ -359,7 +559,7 @@ def _encode_factor(df, grouping, terms, X, predictors, names) -> GroupFactor:
         columns=columns,
         levels=levels,
         idx=idx,
-        varying=(INTERCEPT, *varying),
+        varying=(INTERCEPT, *varying) if grouping.intercept else tuple(varying),
         group_level=tuple(group_level),
         correlated=bool(grouping.correlated),
     )
@@ -375,12 +575,17 @@ def prepare(
     trials: str | None = None,
     offset: str | None = None,
     groups: Sequence | None = None,
+    formula: str | None = None,
 ) -> GroupedData:
-    """Validate ``df`` and encode it for a model with one or more grouping factors.
+    """Validate ``df`` and encode it for a model with grouping factors.
 
     Either ``group`` (one grouping column, with the slopes of ``varying`` varying by it), or
     ``groups``: :class:`~hiermodels.spec.Grouping` objects (name, columns, varying,
-    correlated), one per grouping factor. The varying intercept is always included.
+    correlated, intercept), one per grouping factor (none for a plain regression).
+
+    The population terms are the columns ``predictors``, or, given a ``formula``, its
+    population part (``predictors`` are then its term names, as
+    :func:`~hiermodels.formula.parse_formula` gives them); formulae builds the design.
     """
     if groups is None:
         if group is None:
@@ -394,16 +599,18 @@ def prepare(
         if dupes:
             raise SpecError(f"{what} list {dupes} more than once; list each term once")
     group_columns = list(dict.fromkeys(c for g in groups for c in g.columns))
-    clash = [c for c in (y, *group_columns) if c in predictors]
+    model = population_model(formula, tuple(predictors))
+    columns = list(population_columns(model))
+    clash = [c for c in (y, *group_columns) if c in columns]
     if clash:
         raise SpecError(
             f"predictors must not contain the outcome or a grouping column ({clash}); "
             "remove them from predictors"
         )
-    _check_names(y, predictors, group_columns, [g.name for g in groups])
+    _check_names(y, columns, group_columns, [g.name for g in groups])
     extra = [c for c in (trials, offset) if c is not None]
-    require_columns(df, [y, *group_columns, *predictors, *extra])
-    require_finite(df, [y, *group_columns, *predictors, *extra])
+    require_columns(df, [y, *group_columns, *columns, *extra])
+    require_finite(df, [y, *group_columns, *columns, *extra])
     y_values = numeric_column(df, y, "outcome")
     trials_values = offset_values = None
     if trials is not None:
@@ -416,11 +623,10 @@ def prepare(
     if offset is not None:
         offset_values = numeric_column(df, offset, "offset")
 
-    names, design = encode_predictors(df, predictors)
-    X = np.column_stack([np.ones(len(df)), design])
-    terms = (INTERCEPT, *names)
+    design = _build_design(df, formula, predictors, columns, model)
+    X, terms = design.X, design.names
     check_full_rank(X, terms)
-    factors = tuple(_encode_factor(df, g, terms, X, predictors, names) for g in groups)
+    factors = tuple(_encode_factor(df, g, terms, X, predictors, design) for g in groups)
     return GroupedData(
         y=y_values,
         y_name=y,
@@ -429,11 +635,7 @@ def prepare(
         factors=factors,
         row_labels=tuple(df.index),
         predictors=tuple(predictors),
-        categories=tuple(
-            (c, _sorted_levels(df, [c], level_labels(df[c])))
-            for c in predictors
-            if not (pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]))
-        ),
+        design=design,
         trials=trials_values,
         offset=offset_values,
         trials_name=trials,

@@ -1,9 +1,11 @@
-"""Parse lme4/brms-style mixed-model formulas into column names (no data, no PyMC).
+"""Parse lme4/brms-style mixed-model formulas into term names (no data, no PyMC).
 
 formulae's scanner and parser build the syntax tree and its resolver does the term algebra
-(``a/b``, ``0 +``, ``- 1``). This module only splits the tree into response, population part
-and group terms: :func:`formulae.model_description` flattens ``(1 + x | g)`` into ``(1 | g) +
-(x | g)``, losing the correlation block, and rejects ``||`` (lme4) and ``y | trials(n)`` (brms).
+(``a/b``, ``a*b``, ``0 +``, ``- 1``). This module only splits the tree into response,
+population part and group terms: :func:`formulae.model_description` flattens ``(1 + x | g)``
+into ``(1 | g) + (x | g)``, losing the correlation block, and rejects ``||`` (lme4) and
+``y | trials(n)`` (brms). The population part is handed back to formulae as a model
+(:func:`population_model`), whose design matrices encode the data (:mod:`hiermodels.data`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from formulae.token import Token
 
 from hiermodels.errors import SpecError
 
-__all__ = ["GroupTerm", "ParsedFormula", "parse_formula"]
+__all__ = ["GroupTerm", "ParsedFormula", "parse_formula", "population_model"]
 
 _FIX = "create the column in the DataFrame first and use its name in the formula"
 
@@ -36,7 +38,8 @@ class GroupTerm:
     factors : tuple of str
         The columns whose combination defines the groups: ``("a",)`` or ``("a", "b")``.
     terms : tuple of str
-        ``"Intercept"`` first when present, then predictor names.
+        ``"Intercept"`` first when present, then the names of the varying terms (formulae's
+        term names: ``"x"``, ``"kind"``, ``"x1:x2"``, ``"np.log(z)"``).
     correlated : bool
         False for lme4's ``||``, whose terms vary independently.
 
@@ -68,8 +71,10 @@ class ParsedFormula:
     intercept : bool
         Whether the population-level intercept is in (not after ``0 +`` or ``- 1``).
     predictors : tuple of str
-        Population-level predictors in order of appearance. A predictor that only varies by
-        group stays only in its :class:`GroupTerm`.
+        Population-level terms in order of appearance, by formulae's names: a column
+        (``"x"``), an interaction (``"x1:x2"``, from ``x1:x2`` or ``x1*x2``) or a transformation
+        (``"np.log(z)"``, ``"scale(x)"``, ``"C(k)"``). A term that only varies by group stays
+        only in its :class:`GroupTerm`.
     groups : tuple of GroupTerm
         One per grouping factor and group term, in order of appearance.
     offset : str or None
@@ -102,6 +107,8 @@ def parse_formula(formula: str) -> ParsedFormula:
         ``- 1`` (no intercept, also inside a group term), ``(x | g)`` (implies the varying
         intercept, as in lme4), ``||`` (uncorrelated), crossed ``(1 | a) + (1 | b)``, nested
         ``(1 | a/b)`` and ``(1 | a:b)``, ``offset(col)``, and ``y | trials(n) ~ ...``.
+        Terms are formulae's: interactions ``a:b`` and ``a*b``, transformations such as
+        ``np.log(x)``, ``scale(x)``, ``center(x)`` and ``C(k)``.
 
     Returns
     -------
@@ -110,8 +117,8 @@ def parse_formula(formula: str) -> ParsedFormula:
     Raises
     ------
     SpecError
-        On a syntax error, a missing response, or an interaction or transformation
-        (``a:b``, ``a*b``, ``np.log(x)``), which this version does not support.
+        On a syntax error, a missing response, or a response, trials or offset that is not
+        a single column (``log(y) ~ x``).
 
     Examples
     --------
@@ -125,23 +132,21 @@ def parse_formula(formula: str) -> ParsedFormula:
     ['school', 'school:class']
     >>> parse_formula("y | trials(n) ~ 0 + x + (1 | g)").trials
     'n'
+    >>> parse_formula("y ~ x1 * x2 + np.log(z) + (0 + x1 | g)").predictors
+    ('x1', 'x2', 'x1:x2', 'np.log(z)')
     """
     tokens, double_pipes = _scan(formula)
     tree = _parse(formula, tokens)
     response, trials = _response(formula, tree.left, double_pipes)
 
     blocks: list[ast.Binary] = []
-    population = _strip_group_terms(formula, tree.right, blocks)
-    intercept, predictors, offset = False, [], None
-    for term in _resolve(formula, population):
-        if isinstance(term, Intercept):
-            intercept = True
-        elif (column := _call_argument(formula, [term], "offset")) is not None:
-            if offset is not None:
-                raise _error(formula, "has more than one offset(); add them up into one column")
-            offset = column
-        elif isinstance(term, Term):
-            predictors.append(_column(formula, [term], "population-level term"))
+    population, offset = _population_terms(formula, tree.right, blocks)
+    intercept = any(isinstance(term, Intercept) for term in population)
+    predictors = [
+        _term_name(formula, term, "population-level term")
+        for term in population
+        if not isinstance(term, Intercept)
+    ]
     groups = [
         group
         for block in blocks
@@ -156,6 +161,44 @@ def parse_formula(formula: str) -> ParsedFormula:
         groups=tuple(groups),
         offset=offset,
     )
+
+
+def population_model(formula: str | None, predictors: tuple[str, ...] = ()) -> Model:
+    """formulae's model of the population part: the intercept and the population terms of
+    ``formula`` (without its group terms and offset), or, without a formula, of the columns
+    ``predictors`` (the keyword form), each a term named after its column.
+
+    Examples
+    --------
+    >>> from hiermodels.formula import population_model
+    >>> [t.name for t in population_model("y ~ x1*x2 + np.log(z) + (1 | g)").common_terms]
+    ['Intercept', 'x1', 'x2', 'x1:x2', 'np.log(z)']
+    >>> [t.name for t in population_model(None, ("floor level", "kind")).common_terms]
+    ['Intercept', 'floor level', 'kind']
+    """
+    if formula is None:
+        # backquotes make any column name one variable, as in a formula (`floor level`)
+        text = " + ".join(["y ~ 1", *(f"`{p}`" for p in predictors)])
+        terms = _resolve(text, _parse(text, _scan(text)[0]).right)
+    else:
+        tokens, _ = _scan(formula)
+        terms, _ = _population_terms(formula, _parse(formula, tokens).right, [])
+    return Model(*terms)
+
+
+def _population_terms(formula: str, rhs: object, blocks: list) -> tuple[list, str | None]:
+    """The intercept and terms of the population part of ``rhs``, and its offset column;
+    the group terms go to ``blocks``."""
+    population = _strip_group_terms(formula, rhs, blocks)
+    terms, offset = [], None
+    for term in _resolve(formula, population) if population is not None else []:
+        if (column := _call_argument(formula, [term], "offset")) is not None:
+            if offset is not None:
+                raise _error(formula, "has more than one offset(); add them up into one column")
+            offset = column
+        elif isinstance(term, Intercept | Term):
+            terms.append(term)
+    return terms, offset
 
 
 def _error(formula: str, problem: str) -> SpecError:
@@ -280,8 +323,7 @@ def _column(formula: str, terms: list[object], where: str) -> str:
     if len(term.components) > 1 or isinstance(component, Call):
         kind = "interaction" if len(term.components) > 1 else "transformation"
         raise _error(
-            formula,
-            f"has the {kind} {term.name!r} as a {where}; {kind}s are not supported yet, so {_FIX}",
+            formula, f"has the {kind} {term.name!r} as the {where}, which must be a column; {_FIX}"
         )
     if (
         not isinstance(component, Variable)
@@ -291,6 +333,17 @@ def _column(formula: str, terms: list[object], where: str) -> str:
         level = "" if getattr(component, "reference", None) is None else f"[{component.reference}]"
         raise _error(formula, f"has '{term.name}{level}' as a {where}, which is not a column name")
     return component.name
+
+
+def _term_name(formula: str, term: object, where: str) -> str:
+    """formulae's name of a term read from the data: a column, an interaction or a
+    transformation of columns; a SpecError for a literal such as ``2``."""
+    if not isinstance(term, Term):
+        raise _error(formula, f"has {getattr(term, 'name', term)!r} as a {where}")
+    for component in term.components:
+        if isinstance(component, Variable) and not isinstance(component.name, str):
+            raise _error(formula, f"has '{term.name}' as a {where}, which is not a column name")
+    return term.name
 
 
 def _call_argument(formula: str, terms: list[object], callee: str) -> str | None:
@@ -318,7 +371,7 @@ def _group_terms(formula: str, block: ast.Binary, *, correlated: bool) -> list[G
     for term in varying:
         if isinstance(term, Term):
             group = ":".join(factors[0])
-            names.append(_column(formula, [term], f"varying term of the group term for {group!r}"))
+            names.append(_term_name(formula, term, f"varying term of the group term for {group!r}"))
     if not names:
         raise _error(formula, "has a group term with nothing that varies, such as (0 | g)")
     return [

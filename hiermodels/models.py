@@ -49,7 +49,10 @@ class HierarchicalModel:
         ``offset(log_exposure)``. It sets ``y``, ``group``, ``predictors``, ``varying``,
         ``correlated``, ``trials`` and ``offset``, which must then not be given. Several
         grouping terms: crossed ``(1 | item) + (1 | rater)``, nested ``(1 | school/class)``
-        (= ``(1 | school) + (1 | school:class)``, a class within its school).
+        (= ``(1 | school) + (1 | school:class)``, a class within its school). formulae builds
+        the design: interactions ``x1 * x2``, ``np.log(z)``, ``scale(x)``, ``center(x)``,
+        ``C(k)``; ``(0 + x | g)`` for a varying slope without a varying intercept; no
+        grouping term (``y ~ x``) for a plain regression.
     y : str
         Outcome column (numeric).
     group : str or list of str
@@ -152,6 +155,7 @@ class HierarchicalModel:
             predictors=spec.predictors,
             trials=spec.trials,
             offset=spec.offset,
+            formula=spec.formula,
         )
         get_family(spec.family).check(
             data.y, self.data.index, spec.y, trials=data.trials, trials_name=spec.trials

@@ -15,23 +15,28 @@ __all__ = ["Grouping", "HierarchicalSpec", "keywords_from_formula"]
 
 @dataclass(frozen=True)
 class Grouping:
-    """One grouping term: ``(1 + varying | columns)``.
+    """One grouping term: ``(1 + varying | columns)``, or ``(0 + varying | columns)``.
 
     ``name`` is the factor's name (its column, or the columns joined by ``:`` for a nested
     factor: ``(1 | school/class)`` is ``school`` plus ``school:class``); ``varying`` the
-    predictors whose slopes also vary by it; ``correlated`` whether the deviations of its
-    terms are correlated (``|``) or independent (``||``).
+    population terms whose slopes also vary by it; ``correlated`` whether the deviations of
+    its terms are correlated (``|``) or independent (``||``); ``intercept`` whether the
+    intercept varies by it (False for lme4's ``(0 + x | g)``).
     """
 
     name: str
     columns: tuple[str, ...]
     varying: tuple[str, ...] = ()
     correlated: bool = True
+    intercept: bool = True
 
 
 @dataclass(frozen=True)
 class HierarchicalSpec:
-    """A varying-intercepts (and slopes) regression with one or more grouping factors."""
+    """A varying-intercepts (and slopes) regression with grouping factors (none: a plain
+    regression). ``predictors`` are the population terms by name (columns in the keyword
+    form; formulae's term names such as ``x1:x2`` in the formula form, which ``formula``
+    holds)."""
 
     y: str
     groups: tuple[Grouping, ...]
@@ -166,7 +171,10 @@ def keywords_from_formula(formula: str | None, **keywords) -> dict:
     """The keyword form (y, groups, predictors, trials, offset) of a formula; without a
     formula, of the keywords (y and group required; group may list several crossed columns).
 
-    Both forms build the same :class:`HierarchicalSpec` (plus the formula text).
+    Both forms build the same :class:`HierarchicalSpec` (plus the formula text) where both can
+    express the model. Only a formula has interactions and transformations (``x1*x2``,
+    ``np.log(z)``), no grouping term (``y ~ x``) or a group term without a varying intercept
+    (``(0 + x | g)``).
     """
     if formula is None:
         if keywords["y"] is None or keywords["group"] is None:
@@ -188,11 +196,6 @@ def keywords_from_formula(formula: str | None, **keywords) -> dict:
             f"{given} given together with a formula; the formula sets them, give one or the other"
         )
     parsed = parse_formula(formula)
-    if not parsed.groups:
-        raise SpecError(
-            f"formula {formula!r} has no grouping term like (1 | group); a hierarchical model "
-            "needs at least one"
-        )
     if not parsed.intercept:
         raise SpecError(
             f"formula {formula!r} removes the population intercept; models without one are "
@@ -200,12 +203,7 @@ def keywords_from_formula(formula: str | None, **keywords) -> dict:
         )
     groups = []
     for term in parsed.groups:
-        if "Intercept" not in term.terms:
-            raise SpecError(
-                f"grouping term for {term.group!r} in {formula!r} has no varying intercept; "
-                "every grouping term needs one (write (1 + x | g), or (1 + x || g) for "
-                "independent intercepts and slopes)"
-            )
+        intercept = "Intercept" in term.terms
         slopes = [t for t in term.terms if t != "Intercept"]
         missing = [t for t in slopes if t not in parsed.predictors]
         if missing:
@@ -215,7 +213,9 @@ def keywords_from_formula(formula: str | None, **keywords) -> dict:
                 "slope)"
             )
         correlated = term.correlated if slopes else keywords["correlated"]
-        groups.append(Grouping(term.group, tuple(term.factors), tuple(slopes), correlated))
+        groups.append(
+            Grouping(term.group, tuple(term.factors), tuple(slopes), correlated, intercept)
+        )
     return {
         "y": parsed.response,
         "groups": tuple(groups),

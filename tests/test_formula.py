@@ -6,7 +6,7 @@ import pytest
 
 import hiermodels.formula
 from hiermodels.errors import SpecError
-from hiermodels.formula import GroupTerm, ParsedFormula, parse_formula
+from hiermodels.formula import GroupTerm, ParsedFormula, parse_formula, population_model
 
 
 def group(name, terms=("Intercept",), *, correlated=True):
@@ -148,22 +148,40 @@ def test_result_is_frozen():
 
 
 @pytest.mark.parametrize(
-    ("formula", "term", "kind"),
+    ("formula", "predictors", "varying"),
     [
-        ("y ~ a:b", "a:b", "interaction"),
-        ("y ~ a*b + (1 | g)", "a:b", "interaction"),
-        ("y ~ np.log(x)", "np.log(x)", "transformation"),
-        ("y ~ x + C(k)", "C(k)", "transformation"),
-        ("y ~ x + (np.log(x) | g)", "np.log(x)", "transformation"),
-        ("y ~ x + (1 + a:b | g)", "a:b", "interaction"),
-        ("y ~ x + (a*b | g)", "a:b", "interaction"),
-        ("log(y) ~ x", "log(y)", "transformation"),
+        ("y ~ a:b", ("a:b",), None),
+        ("y ~ a*b + (1 | g)", ("a", "b", "a:b"), ("Intercept",)),
+        ("y ~ np.log(x)", ("np.log(x)",), None),
+        ("y ~ x + C(k)", ("x", "C(k)"), None),
+        ("y ~ scale(x) + center(z)", ("scale(x)", "center(z)"), None),
+        ("y ~ x + np.log(x) + (np.log(x) | g)", ("x", "np.log(x)"), ("Intercept", "np.log(x)")),
+        ("y ~ x + (1 + a:b | g)", ("x",), ("Intercept", "a:b")),
+        ("y ~ a*b + (0 + a*b | g)", ("a", "b", "a:b"), ("a", "b", "a:b")),
     ],
 )
-def test_interactions_and_transformations_are_refused(formula, term, kind):
-    message = f"{kind} {re.escape(repr(term))}.*create the column in the DataFrame first"
+def test_interactions_and_transformations_are_formulae_terms(formula, predictors, varying):
+    parsed = parse_formula(formula)
+    assert parsed.predictors == predictors
+    assert (parsed.groups[0].terms if parsed.groups else None) == varying
+
+
+@pytest.mark.parametrize(
+    ("formula", "term", "kind"),
+    [("log(y) ~ x", "log(y)", "transformation"), ("a:b ~ x", "a:b", "interaction")],
+)
+def test_the_response_must_be_a_column(formula, term, kind):
+    message = f"{kind} {re.escape(repr(term))} as the response.*create the column in the DataFrame"
     with pytest.raises(SpecError, match=re.escape(repr(formula)) + ".*" + message):
         parse_formula(formula)
+
+
+def test_population_model_is_formulaes_model_of_the_population_part():
+    model = population_model("y ~ x1 * x2 + np.log(z) + offset(o) + (1 + x1 | g)")
+    assert [t.name for t in model.common_terms] == ["Intercept", "x1", "x2", "x1:x2", "np.log(z)"]
+    assert model.group_terms == [] and model.response is None
+    keywords = population_model(None, ("floor level", "kind"))
+    assert [t.name for t in keywords.common_terms] == ["Intercept", "floor level", "kind"]
 
 
 @pytest.mark.parametrize(
@@ -216,5 +234,5 @@ def test_formulae_errors_do_not_leak_their_traceback():
 
 def test_docstring_examples_run():
     result = doctest.testmod(hiermodels.formula)
-    assert result.attempted >= 8
+    assert result.attempted >= 11
     assert result.failed == 0

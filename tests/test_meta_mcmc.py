@@ -52,3 +52,51 @@ def test_exact_and_mcmc_agree(seed):
     # shrunken school effects agree too
     ea, eb = exact.study_effects(), mcmc.study_effects()
     assert np.abs(ea["mean"] - eb["mean"]).max() < 4 * (eb["sd"] / np.sqrt(1000)).max()
+
+
+def test_student_t_prior_on_mu_matches_the_reweighted_exact_posterior(seed, sampled_well):
+    """A prior the exact engine cannot integrate: MCMC against importance reweighting.
+
+    With independent priors on mu and tau, the posterior under mu ~ StudentT is the
+    flat-prior posterior times the t density of mu (normalized); the flat-prior one has
+    exact independent draws, so reweighting 200,000 of them gives the truth to a small Monte
+    Carlo error. A t(3, 0, 0.2) prior on the log risk ratio pulls the BCG pooled effect
+    (about -0.71 under a flat prior) toward 0 by a margin MCMC must reproduce.
+    """
+    bcg = hm.effect_sizes_2x2(
+        hm.datasets.load("bcg"), ai="tpos", bi="tneg", ci="cpos", di="cneg", measure="log_rr"
+    )
+    prior = hm.priors.StudentT(nu=3, mu=0, sigma=0.2)
+    kwargs = {"estimate": "yi", "se": "sei", "study": "trial", "hyperprior": "half_normal"}
+    with pytest.raises(hm.SpecError, match="method='mcmc'"):
+        hm.meta_analysis(bcg, mu_prior=prior, **kwargs)
+    flat = hm.meta_analysis(bcg, draws=50_000, chains=4, random_seed=seed(5), **kwargs)
+    mu_flat = np.asarray(flat.idata["posterior"]["mu"]).ravel()
+    w = np.exp(prior.logpdf(mu_flat))
+    w /= w.sum()
+    truth = float(w @ mu_flat)
+    truth_sd = float(np.sqrt(w @ (mu_flat - truth) ** 2))
+    truth_mcse = truth_sd / np.sqrt(1 / np.sum(w**2))  # Kish's effective sample size
+    assert truth - mu_flat.mean() > 0.1  # the prior matters here (about 0.16)
+    mcmc = hm.meta_analysis(
+        bcg,
+        mu_prior=prior,
+        method="mcmc",
+        draws=500,
+        tune=1000,
+        chains=2,
+        random_seed=seed(6),
+        # the BCG trials pin their effects down (se well below tau), where the centered form
+        # mixes well and the non-centered one slowly (Betancourt & Girolami 2015)
+        parameterization="centered",
+        **kwargs,
+    )
+    sampled_well(mcmc)
+    table = mcmc.summary()
+    mcse = table.loc["mu", "sd"] / np.sqrt(table.loc["mu", "ess_bulk"])
+    assert abs(table.loc["mu", "mean"] - truth) < 4 * np.hypot(mcse, truth_mcse)
+    assert table.loc["mu", "sd"] == pytest.approx(truth_sd, rel=0.2)
+    # the frequentist tables do not depend on the engine
+    np.testing.assert_allclose(
+        mcmc.heterogeneity().loc["REML"], flat.heterogeneity().loc["REML"], rtol=1e-12
+    )

@@ -27,6 +27,16 @@ def test_import_warns_nothing_and_links_a_blas():
     assert "-lopenblas" in out.stdout
 
 
+def test_pymc_imported_before_hiermodels_warns_nothing_either():
+    out = _run(
+        "import pymc, pytensor, hiermodels, numpy as np, pytensor.tensor as pt; "
+        "m = pt.matrix('m'); print(pytensor.function([m], m @ m)(np.eye(2)).sum()); "
+        "print(pytensor.config.blas__ldflags)",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "-lopenblas" in out.stdout
+
+
 def test_the_users_blas_setting_wins():
     out = _run(
         "import hiermodels, pytensor; print(pytensor.config.blas__ldflags)",

@@ -9,9 +9,11 @@ factors f = 1..F (crossed, like items and raters, or nested, like classes within
     b_{j,t}  ~ Normal(0, tau_t)                                              (correlated=False)
     tau_t    ~ hyperprior(scale_t)
 
-``X`` holds the intercept and every predictor (group-level ones included); ``Z^f`` the
-columns of the terms that vary by factor f. Each factor has its own SDs (and correlations):
-the lines below hold per factor.
+``X`` holds the intercept and every population term (group-level ones included), as
+formulae's design matrix encodes them; ``Z^f`` the columns of the terms that vary by factor f
+(the intercept only when it varies: not for lme4's ``(0 + x | g)``). Each factor has its own
+SDs (and correlations): the lines below hold per factor. With no grouping factor (``y ~ x``)
+the model is a plain regression, ``eta_i = X_i beta + offset_i``.
 """
 
 from __future__ import annotations
@@ -141,10 +143,10 @@ def _locations(data: GroupedData, f: GroupFactor, coefs: dict) -> dict:
     """The population value of each term varying by factor ``f``: where its group values are
     centred when the term is sampled centered (hierarchical centering, Gelfand, Sahu & Carlin
     1995), so the data that pin a group down do not also have to pin down the split between
-    the population coefficient and the deviation. The intercept's value includes the
+    the population coefficient and the deviation. A varying intercept's value includes the
     predictors constant within the factor's levels (Gelman & Hill 2007, §12.6)."""
     out = {t: coefs[t] for t in f.varying}
-    if f.group_level:
+    if f.group_level and INTERCEPT in out:
         rows = f.first_rows
         for k in f.group_level:
             out[INTERCEPT] = out[INTERCEPT] + coefs[k] * data.column(k)[rows]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pymc as pm
@@ -12,7 +12,7 @@ import xarray as xr
 
 from hiermodels.errors import ConvergenceWarning, SpecError
 from hiermodels.numerics import diagnostics
-from hiermodels.sampling import check_sampling_args
+from hiermodels.sampling import SamplingOptions, sampling_options
 
 __all__ = ["SAMPLERS", "check_convergence", "sample", "sample_checked"]
 
@@ -42,42 +42,37 @@ def resolve_sampler(sampler: str | None) -> str:
     return sampler
 
 
-def sample(
-    model: pm.Model,
-    *,
-    draws: int,
-    tune: int | None,
-    chains: int,
-    sampler: str | None,
-    random_seed,
-    progressbar: bool,
-    sample_kwargs: Mapping | None,
-) -> xr.DataTree:
-    """Run NUTS on ``model`` and return the ArviZ DataTree."""
-    check_sampling_args(draws=draws, tune=tune, chains=chains, random_seed=random_seed)
-    kwargs = dict(sample_kwargs or {})
+def sample(model: pm.Model, options: SamplingOptions | None = None, **keywords) -> xr.DataTree:
+    """Run NUTS on ``model`` and return the ArviZ DataTree.
+
+    The sampling arguments come as one :class:`~hiermodels.sampling.SamplingOptions`, or in
+    the keyword form ``draws=, tune=, chains=, sampler=, random_seed=, progressbar=,
+    sample_kwargs=`` (checked the same way; not both).
+    """
+    options = sampling_options(options, **keywords)
     with model:
         return pm.sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            random_seed=random_seed,
-            nuts_sampler=resolve_sampler(sampler),
-            progressbar=progressbar,
+            nuts_sampler=resolve_sampler(options.sampler),
             compute_convergence_checks=False,
-            **kwargs,
+            **options.pymc_kwargs(),
         )
 
 
 def sample_checked(
-    model: pm.Model, *, centered: Sequence[str] = (), offsets: Sequence[str] = (), **kwargs
+    model: pm.Model,
+    options: SamplingOptions | None = None,
+    *,
+    centered: Sequence[str] = (),
+    offsets: Sequence[str] = (),
+    **keywords,
 ) -> tuple[xr.DataTree, tuple[str, ...]]:
     """:func:`sample`, then :func:`check_convergence` on every free variable of ``model``.
 
-    ``centered`` and ``offsets`` are what the builder says its group-level effects sample
-    (``GroupEffect.centered`` / ``.offsets``), for the advice in the messages.
+    ``options`` (or the keyword form) as in :func:`sample`. ``centered`` and ``offsets`` are
+    what the builder says its group-level effects sample (``GroupEffect.centered`` /
+    ``.offsets``), for the advice in the messages.
     """
-    idata = sample(model, **kwargs)
+    idata = sample(model, options, **keywords)
     watched = [v.name for v in model.free_RVs]
     return idata, tuple(check_convergence(idata, watched, centered=centered, offsets=offsets))
 

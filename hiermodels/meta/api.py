@@ -1,37 +1,98 @@
-"""Random-effects meta-analysis and meta-regression from study estimates: :func:`meta_analysis`."""
+"""Random-effects meta-analysis and meta-regression from study estimates: :func:`meta_analysis`.
+
+The flow: the arguments become a :class:`~hiermodels.meta.spec.MetaSpec`, the data a
+:class:`~hiermodels.meta.data.StudyData`; the engine the spec names, looked up in
+:data:`ENGINES` and imported only then, returns an
+:class:`~hiermodels.meta.engines.EngineFit`, which :class:`MetaAnalysisResult` reports on.
+"""
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from hiermodels.data import numeric_column, require_columns, require_finite
-from hiermodels.engines.mcmc import sample_checked
 from hiermodels.errors import DataError, PriorWarning, SpecError, format_rows
-from hiermodels.meta.builder import build_meta_model, coefficient_names
 from hiermodels.meta.data import StudyData, prepare_studies
-from hiermodels.meta.engines import exact_fit
+from hiermodels.meta.engines import EngineFit, check_exact_spec
 from hiermodels.meta.result import MetaAnalysisResult
+from hiermodels.meta.spec import MetaSpec
 from hiermodels.numerics import effect_sizes
-from hiermodels.priors import Prior, resolve_hyperprior
+from hiermodels.priors import Prior
+from hiermodels.sampling import SamplingOptions
 
-__all__ = ["METHODS", "effect_sizes_2x2", "meta_analysis"]
+__all__ = ["ENGINES", "METHODS", "Engine", "effect_sizes_2x2", "meta_analysis"]
 
-METHODS = ("exact", "mcmc")
 RESERVED = {"mu", "tau", "theta", "theta_offset", "theta_new"}
 MEASURES = {"log_rr": effect_sizes.log_risk_ratio, "log_or": effect_sizes.log_odds_ratio}
 
+EngineFunction = Callable[..., EngineFit]  # (data, spec, *, tau_prior) -> EngineFit
 
-def default_tau_scale(se: np.ndarray) -> float:
-    """Data scale of tau for the presets: the root mean square of the standard errors.
 
-    A tau of this size is as large as a typical study's sampling error (I^2 near 50%), so a
-    half-Cauchy or half-normal with this scale is weakly informative on any outcome scale.
+@dataclass(frozen=True)
+class Engine:
+    """One way to compute the posterior of a :class:`MetaSpec`: a registry entry.
+
+    ``load`` imports the engine function only when the engine is used (the MCMC engine
+    brings PyMC, which the exact path never imports); ``check`` refuses, before any data
+    is read, a spec the engine cannot compute.
     """
-    return float(np.sqrt(np.mean(np.square(se))))
+
+    name: str
+    description: str
+    source: str
+    load: Callable[[], EngineFunction]
+    check: Callable[[MetaSpec], None] | None = None
+
+    def run(self, data: StudyData, spec: MetaSpec, *, tau_prior: Prior) -> EngineFit:
+        return self.load()(data, spec, tau_prior=tau_prior)
+
+
+def _load_exact() -> EngineFunction:
+    from hiermodels.meta.engines import fit_exact
+
+    return fit_exact
+
+
+def _load_mcmc() -> EngineFunction:
+    from hiermodels.meta.mcmc import fit_mcmc
+
+    return fit_mcmc
+
+
+ENGINES: dict[str, Engine] = {
+    e.name: e
+    for e in (
+        Engine(
+            "exact",
+            "Numerical integration over tau; beta and theta given tau analytically. "
+            "Milliseconds, numpy/scipy only, independent draws; mu flat or normal.",
+            "BDA3 §5.4 (the posterior factored as p(tau|y) p(mu|tau,y) p(theta|mu,tau,y)); "
+            "Röver (2020), bayesmeta, J. Stat. Softw. 93(6).",
+            _load_exact,
+            check_exact_spec,
+        ),
+        Engine(
+            "mcmc",
+            "NUTS through pm.sample on the PyMC model (centered or non-centered); any prior "
+            "with a PyMC form.",
+            "Hoffman & Gelman (2014), The No-U-Turn Sampler, JMLR 15:1593-1623.",
+            _load_mcmc,
+        ),
+    )
+}
+METHODS = tuple(ENGINES)
+
+
+def get_engine(method: str) -> Engine:
+    """The registry entry of ``method``, or :class:`SpecError` listing the methods."""
+    if method not in ENGINES:
+        raise SpecError(f"unknown method {method!r}; use {' or '.join(repr(m) for m in ENGINES)}")
+    return ENGINES[method]
 
 
 def meta_analysis(
@@ -74,22 +135,26 @@ def meta_analysis(
     moderators : sequence of str
         Study-level covariates (meta-regression); categorical ones become dummies.
     mu_prior : Prior, optional
-        Prior on mu (the intercept): None is flat; ``hm.priors.Normal(0, 5)`` is normal.
+        Prior on mu (the intercept): None is flat; ``hm.priors.Normal(0, 5)`` is normal;
+        any other prior (``hm.priors.StudentT(3, 0, 5)``) needs ``method="mcmc"``.
         Moderator coefficients are flat.
     hyperprior : str or Prior
         A key of :data:`hiermodels.priors.PRESETS`, scaled by the root mean square of the
         standard errors (the ``*_logor`` and ``turner_*`` presets have fixed scales for log
         odds ratios), or a prior object such as ``hm.priors.HalfCauchy(25)``.
     method : {"exact", "mcmc"}
-        ``"exact"`` integrates over tau numerically (milliseconds, numpy/scipy only) and
-        draws independent samples; ``"mcmc"`` samples the same model with NUTS.
+        The engine, a key of :data:`ENGINES`; only that engine runs. ``"exact"`` integrates
+        over tau numerically (milliseconds, numpy/scipy only, flat or normal mu prior) and
+        draws independent samples on first use of ``idata``; ``"mcmc"`` samples the same
+        model with NUTS (PyMC is imported only then).
     parameterization : {"noncentered", "centered"}
         For ``method="mcmc"``.
     draws, chains : int
         Posterior draws per chain (exact draws are independent, split into ``chains``).
     tune, random_seed, sampler, progressbar, sample_kwargs
         As in :meth:`hiermodels.HierarchicalModel.fit` (``random_seed`` also seeds the
-        exact draws).
+        exact draws). With ``draws`` and ``chains`` they make one
+        :class:`~hiermodels.sampling.SamplingOptions`, checked before the data are read.
 
     Examples
     --------
@@ -100,81 +165,41 @@ def meta_analysis(
     >>> bool(meta.summary().loc["tau", "median"] > 0)
     True
     """
-    if method not in METHODS:
-        raise SpecError(f"unknown method {method!r}; use 'exact' or 'mcmc'")
-    _check_sampling(draws=draws, chains=chains, tune=tune, parameterization=parameterization)
-    if mu_prior is not None and not isinstance(mu_prior, Prior):
-        raise SpecError(f"mu_prior must be None (flat) or a prior object, got {mu_prior!r}")
-    studies = prepare_studies(data, estimate=estimate, se=se, study=study, moderators=moderators)
+    engine = get_engine(method)
+    sampling = SamplingOptions(
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        random_seed=random_seed,
+        sampler=sampler,
+        progressbar=progressbar,
+        sample_kwargs=sample_kwargs,
+    )
+    spec = MetaSpec.from_user(
+        estimate=estimate,
+        se=se,
+        study=study,
+        moderators=moderators,
+        mu_prior=mu_prior,
+        hyperprior=hyperprior,
+        method=method,
+        parameterization=parameterization,
+        sampling=sampling,
+    )
+    if engine.check is not None:
+        engine.check(spec)
+    studies = prepare_studies(
+        data, estimate=spec.estimate, se=spec.se, study=spec.study, moderators=spec.moderators
+    )
     clash = RESERVED.intersection({studies.estimate, studies.study, *studies.terms})
     if clash:
         raise SpecError(f"column name(s) {sorted(clash)} clash with model names; rename them")
-    tau_prior = resolve_hyperprior(hyperprior, scale=default_tau_scale(studies.se))
+    tau_prior = spec.tau_prior(studies.se)
     message = tau_prior.warning(studies.k)
     if message:
         warnings.warn(message, PriorWarning, stacklevel=2)
-    names = coefficient_names(studies)
-    rng = np.random.default_rng(random_seed)
-    exact = exact_fit(studies, mu_prior=mu_prior, tau_prior=tau_prior)
-    if method == "exact":
-        # draws are made when idata is first used: the summaries need none
-        idata, model, diagnostics = None, None, ()
-    else:
-        model = build_meta_model(
-            studies, mu_prior=mu_prior, tau_prior=tau_prior, parameterization=parameterization
-        )
-        idata, diagnostics = sample_checked(
-            model,
-            centered=["theta"] if parameterization == "centered" else [],
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            sampler=sampler,
-            random_seed=random_seed,
-            progressbar=progressbar,
-            sample_kwargs=sample_kwargs,
-        )
-        _add_theta_new(idata, studies, names, rng)
-    return MetaAnalysisResult(
-        data=studies,
-        method=method,
-        mu_prior=mu_prior,
-        tau_prior=tau_prior,
-        exact=exact,
-        model=model,
-        diagnostics=diagnostics,
-        _idata=idata,
-        _draw_spec=(draws, chains, rng),
-    )
-
-
-PARAMETERIZATIONS = ("noncentered", "centered")
-
-
-def _check_sampling(*, draws, chains, tune, parameterization) -> None:
-    """Refuse sampling arguments that pm.sample or the exact draws would choke on later."""
-    for name, value, least in (("draws", draws, 1), ("chains", chains, 1), ("tune", tune, 0)):
-        if name == "tune" and value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-            raise SpecError(
-                f"{name} must be an integer >= {least}, got {value!r}; e.g. {name}="
-                f"{ {'draws': 1000, 'chains': 4, 'tune': 1000}[name] }"
-            )
-    if parameterization not in PARAMETERIZATIONS:
-        raise SpecError(
-            f"unknown parameterization {parameterization!r}; use 'noncentered' or 'centered'"
-        )
-
-
-def _add_theta_new(idata, studies: StudyData, names: list[str], rng) -> None:
-    """theta_new ~ Normal(x_bar' beta, tau): the effect in a new study, per posterior draw."""
-    post = idata["posterior"]
-    x_bar = studies.X.mean(axis=0)
-    mean = sum(np.asarray(post[name]) * x_bar[k] for k, name in enumerate(names))
-    tau = np.asarray(post["tau"])
-    new = mean + tau * rng.standard_normal(tau.shape)
-    idata["posterior"] = post.to_dataset().assign(theta_new=(("chain", "draw"), new))
+    fit = engine.run(studies, spec, tau_prior=tau_prior)
+    return MetaAnalysisResult(data=studies, spec=spec, tau_prior=tau_prior, fit=fit)
 
 
 def effect_sizes_2x2(

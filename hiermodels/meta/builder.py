@@ -13,16 +13,11 @@ from __future__ import annotations
 import pymc as pm
 import pytensor.tensor as pt
 
-from hiermodels.builders.effects import group_effect
-from hiermodels.meta.data import StudyData
+from hiermodels.builders.effects import GroupEffect, group_effect
+from hiermodels.meta.data import StudyData, coefficient_names
 from hiermodels.priors import Prior
 
-__all__ = ["build_meta_model", "coefficient_names"]
-
-
-def coefficient_names(data: StudyData) -> list[str]:
-    """``mu`` without moderators; otherwise ``Intercept`` and one name per moderator column."""
-    return list(data.terms) if data.has_moderators else ["mu"]
+__all__ = ["build_meta_graph", "build_meta_model"]
 
 
 def build_meta_model(
@@ -36,6 +31,21 @@ def build_meta_model(
 
     ``mu_prior`` applies to the intercept (``mu``); moderator coefficients get flat priors.
     """
+    model, _ = build_meta_graph(
+        data, mu_prior=mu_prior, tau_prior=tau_prior, parameterization=parameterization
+    )
+    return model
+
+
+def build_meta_graph(
+    data: StudyData,
+    *,
+    mu_prior: Prior | None,
+    tau_prior: Prior,
+    parameterization: str = "noncentered",
+) -> tuple[pm.Model, GroupEffect]:
+    """:func:`build_meta_model` and what its group effect ``theta`` sampled (centered or
+    offsets), for the convergence advice."""
     study = data.study
     with pm.Model(coords={study: list(data.labels)}) as model:
         coefs = []
@@ -46,13 +56,14 @@ def build_meta_model(
         for k in range(1, len(coefs)):
             mean = mean + data.X[:, k] * coefs[k]
         tau = tau_prior.create("tau")
-        theta = group_effect(
+        effect = group_effect(
             ["theta"],
             study,
             parameterization=parameterization,
             sigma=tau,
             location={"theta": pt.as_tensor(mean)},
             values_name="theta",
-        ).values["theta"]
+        )
+        theta = effect.values["theta"]
         pm.Normal(data.estimate, mu=theta, sigma=data.se, observed=data.y, dims=study)
-    return model
+    return model, effect

@@ -18,7 +18,7 @@ from hiermodels.data import (
 from hiermodels.errors import DataError, format_rows
 from hiermodels.numerics.heterogeneity import SE_RANGE, SE_RATIO
 
-__all__ = ["StudyData", "prepare_studies"]
+__all__ = ["StudyData", "coefficient_names", "prepare_studies"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,6 +55,11 @@ class StudyData:
             labels=tuple(np.asarray(self.labels)[keep]),
             X=self.X[keep],
         )
+
+
+def coefficient_names(data: StudyData) -> list[str]:
+    """``mu`` without moderators; otherwise ``Intercept`` and one name per moderator column."""
+    return list(data.terms) if data.has_moderators else ["mu"]
 
 
 def prepare_studies(

@@ -1,22 +1,28 @@
-"""Results of a meta-analysis: summaries, heterogeneity, study effects, plots, leave-one-out."""
+"""Results of a meta-analysis: summaries, heterogeneity, study effects, plots, leave-one-out.
+
+No PyMC, ArviZ or matplotlib at import: an exact fit reports from its exact posterior, and
+the modules for draws and plots are imported when they are used.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import pymc as pm
-import xarray as xr
 
-from hiermodels.meta.builder import coefficient_names
-from hiermodels.meta.data import StudyData
-from hiermodels.meta.engines import exact_fit, posterior_tree
+from hiermodels.errors import SpecError
+from hiermodels.meta.data import StudyData, coefficient_names
+from hiermodels.meta.engines import EngineFit, exact_fit, exact_takes
+from hiermodels.meta.spec import MetaSpec
 from hiermodels.numerics import heterogeneity as het
 from hiermodels.numerics.exact import ExactPosterior
 from hiermodels.numerics.pooling import shrinkage
 from hiermodels.priors import Prior
-from hiermodels.results.draws import summarize_draws
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["MetaAnalysisResult"]
 
@@ -27,35 +33,52 @@ class MetaAnalysisResult:
 
     Attributes
     ----------
+    data : StudyData
+        The validated study data.
+    spec : MetaSpec
+        What was asked for (columns, priors, method, sampling options).
+    tau_prior : Prior
+        The prior on tau, resolved from ``spec.hyperprior`` and the standard errors.
+    fit : EngineFit
+        What the engine returned: draws, and the exact posterior or the PyMC model.
     idata : xarray.DataTree
         Draws of the coefficients (``mu`` or ``Intercept`` and moderators), ``tau``,
         ``theta`` (dims: the study column) and ``theta_new``, for either method.
-    exact : ExactPosterior
-        The exact posterior (always computed: it takes milliseconds).
+    exact : ExactPosterior or None
+        The exact posterior (``method="exact"``); the summaries are then exact.
     model : pymc.Model or None
-        The PyMC model for ``method="mcmc"``.
+        The PyMC model (``method="mcmc"``).
     """
 
     data: StudyData
-    method: str
-    mu_prior: Prior | None
+    spec: MetaSpec
     tau_prior: Prior
-    exact: ExactPosterior
-    model: pm.Model | None = None
-    diagnostics: tuple[str, ...] = ()
-    # MCMC draws, or (for the exact method) how to draw them on first use: (n, chains, rng)
-    _idata: xr.DataTree | None = None
-    _draw_spec: tuple[int, int, np.random.Generator] | None = None
+    fit: EngineFit
+
+    @property
+    def method(self) -> str:
+        return self.spec.method
+
+    @property
+    def mu_prior(self) -> Prior | None:
+        return self.spec.mu_prior
+
+    @property
+    def exact(self) -> ExactPosterior | None:
+        return self.fit.exact
+
+    @property
+    def model(self):
+        return self.fit.model
+
+    @property
+    def diagnostics(self) -> tuple[str, ...]:
+        return self.fit.diagnostics
 
     @property
     def idata(self) -> xr.DataTree:
         """The draws as an ArviZ DataTree (exact draws are made on first access)."""
-        if self._idata is None:
-            n, chains, rng = self._draw_spec
-            draws = self.exact.draw(n * chains, rng)
-            tree = posterior_tree(draws, self.data, self.coefficient_names, chains=chains)
-            object.__setattr__(self, "_idata", tree)
-        return self._idata
+        return self.fit.idata
 
     @property
     def coefficient_names(self) -> list[str]:
@@ -68,12 +91,14 @@ class MetaAnalysisResult:
     def summary(self, prob: float = 0.95) -> pd.DataFrame:
         """Posterior of the coefficients (``mu``), ``tau`` and ``theta_new`` (a new study).
 
-        Columns mean, sd, median, ci_low, ci_high (equal-tailed ``prob`` interval). For
-        ``method="exact"`` the numbers are exact (numerical integration, not draws); for
-        ``"mcmc"`` they come from the draws, with ess_bulk, ess_tail and r_hat.
+        Columns mean, sd, median, ci_low, ci_high (equal-tailed ``prob`` interval). With an
+        exact posterior (``method="exact"``) the numbers are exact (numerical integration,
+        not draws); otherwise they come from the draws, with ess_bulk, ess_tail and r_hat.
         """
         names = [*self.coefficient_names, "tau", "theta_new"]
-        if self.method == "mcmc":
+        if self.exact is None:
+            from hiermodels.results.draws import summarize_draws  # ArviZ, for ess and r_hat
+
             return summarize_draws({n: self._draws(n) for n in names}, prob)
         beta = self.exact.beta_summary(prob)
         rows = {
@@ -133,9 +158,9 @@ class MetaAnalysisResult:
         summary = self.summary(prob)
         mu = summary.loc[self.coefficient_names[0]]
         tau2 = (
-            summary.loc["tau", "mean"] ** 2 + summary.loc["tau", "sd"] ** 2
-            if self.method == "exact"
-            else float(np.mean(self._draws("tau") ** 2))
+            float(np.mean(self._draws("tau") ** 2))
+            if self.exact is None
+            else summary.loc["tau", "mean"] ** 2 + summary.loc["tau", "sd"] ** 2
         )
         I2, H2 = het.i2_h2(tau2, d.se, X)
         rows = {
@@ -171,7 +196,7 @@ class MetaAnalysisResult:
         study in the REML pooled estimate, as metafor reports it).
         """
         d = self.data
-        if self.method == "exact":
+        if self.exact is not None:
             # exact mixtures over tau, not draws (Monte Carlo error free)
             theta = self.exact.theta_summary(prob)
             cols = {k: theta[k] for k in ("mean", "sd", "lower", "upper")}
@@ -210,6 +235,10 @@ class MetaAnalysisResult:
     def leave_one_out(self, prob: float = 0.95) -> pd.DataFrame:
         """The pooled effect and tau with each study left out in turn (exact engine).
 
+        The subsets are refitted with the exact engine under the same priors whatever the
+        method of this fit (k MCMC refits would take minutes), so the mu prior must be one
+        it takes (flat or normal); otherwise :class:`~hiermodels.errors.SpecError`.
+
         One row per left-out study: the exact posterior mean, sd and ``prob`` interval of mu
         (the intercept with moderators), the posterior mean and median of tau, and REML's mu
         and tau2 and I2 for comparison (metafor's ``leave1out``). With moderators, each
@@ -218,6 +247,12 @@ class MetaAnalysisResult:
         estimate the coefficients and tau^2 (k - 1 <= p, e.g. one study left of two); the
         Bayesian ones stay defined there, since the prior on tau is proper.
         """
+        if not exact_takes(self.mu_prior):
+            raise SpecError(
+                f"leave_one_out refits each subset with the exact engine, which takes a flat or "
+                f"hm.priors.Normal prior on mu, not {self.mu_prior}; for a sensitivity analysis "
+                "under this prior, refit with method='mcmc' on the data without each study"
+            )
         d = self.data
         rows = []
         for i, label in enumerate(d.labels):

@@ -5,12 +5,15 @@ The file is the result's ArviZ ``DataTree`` (posterior, sample_stats, ...) writt
 
 * a group ``hiermodels_data`` with the encoded data the result needs to summarize and predict:
   ``y``, the design ``X`` (dims ``obs``, ``term``), ``group_idx`` (dims ``obs``, ``factor``:
-  each row's level code per grouping factor) and, when used, ``trials`` and ``offset``;
+  each row's level code per grouping factor), ``design_data`` (dims ``obs``,
+  ``data_column``: the training values of the columns the population terms read, text as
+  level codes, from which formulae's design, and with it the encoding of new rows such as the
+  mean and SD of ``scale(x)``, is rebuilt on load) and, when used, ``trials`` and ``offset``;
 * root attributes: ``hiermodels_format`` (= ``"hiermodels.fit"``), ``hiermodels_format_version``,
   ``hiermodels_version``, and JSON strings ``hiermodels_spec`` (the keywords of the fit:
   outcome, grouping terms, predictors, family, parameterization, hyperprior, priors),
   ``hiermodels_encoding`` (per grouping factor its columns, levels, varying terms and
-  group-level predictors; terms; categorical levels)
+  group-level predictors; terms; the population columns, their kinds and text levels)
   and ``hiermodels_priors`` (every prior used, by name).
 
 Any netCDF reader sees the draws; :func:`read` checks every field and returns the parts, from
@@ -26,13 +29,15 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from hiermodels import priors as priors_module
 from hiermodels._version import __version__
-from hiermodels.data import GroupedData, GroupFactor
+from hiermodels.data import GroupedData, GroupFactor, population_design
 from hiermodels.defaults import ResolvedPrior
-from hiermodels.errors import DataError, SpecError
+from hiermodels.errors import DataError, HierModelsError, SpecError
+from hiermodels.formula import population_model
 from hiermodels.priors import Prior
 from hiermodels.spec import Grouping, HierarchicalSpec
 
@@ -47,8 +52,10 @@ __all__ = [
 ]
 
 FORMAT = "hiermodels.fit"
-FORMAT_VERSION = 2  # bump when a file written now could not be read by the old loader
+FORMAT_VERSION = 3  # bump when a file written now could not be read by the old loader
 # 2: several grouping factors (spec "groups", encoding "factors", group_idx (obs, factor))
+# 3: formulae designs (design_data (obs, data_column), encoding "population", groups'
+#    "intercept"; zero grouping factors)
 DATA_GROUP = "hiermodels_data"
 
 
@@ -68,17 +75,33 @@ def save(result, path) -> Path:
 
     path = check_writable(path, example="fit.nc")
     d, spec = result.data, result.spec
+    design = d.design
+    idx = [f.idx for f in d.factors]
+    values = [
+        design.frame[c].cat.codes if k == "category" else design.frame[c]
+        for c, k in zip(design.columns, design.kinds, strict=True)
+    ]
+    n = len(d.y)
     variables = {
         "y": (("obs",), d.y),
         "X": (("obs", "term"), d.X),
-        "group_idx": (("obs", "factor"), np.column_stack([f.idx for f in d.factors])),
+        "group_idx": (("obs", "factor"), np.column_stack(idx) if idx else np.empty((n, 0), int)),
+        "design_data": (
+            ("obs", "data_column"),
+            np.column_stack(values).astype(float) if values else np.empty((n, 0)),
+        ),
     }
     if d.trials is not None:
         variables["trials"] = (("obs",), d.trials)
     if d.offset is not None:
         variables["offset"] = (("obs",), d.offset)
     data = xr.Dataset(
-        variables, coords={"term": list(d.terms), "factor": [f.name for f in d.factors]}
+        variables,
+        coords={
+            "term": list(d.terms),
+            "factor": [f.name for f in d.factors],
+            "data_column": list(design.columns),
+        },
     )
     hyperprior = spec.hyperprior
     spec_json = {
@@ -89,6 +112,7 @@ def save(result, path) -> Path:
                 "columns": list(g.columns),
                 "varying": list(g.varying),
                 "correlated": g.correlated,
+                "intercept": g.intercept,
             }
             for g in spec.groups
         ],
@@ -119,7 +143,11 @@ def save(result, path) -> Path:
             for f in d.factors
         ],
         "predictors": list(d.predictors),
-        "categories": {k: list(v) for k, v in d.categories},
+        "population": {
+            "columns": list(design.columns),
+            "kinds": list(design.kinds),
+            "categories": {k: list(v) for k, v in design.categories},
+        },
         "trials_name": d.trials_name,
         "offset_name": d.offset_name,
         "row_labels": [str(r) for r in d.row_labels],
@@ -248,7 +276,7 @@ def read(path) -> FitParts:
         raise _damaged(file, "group 'posterior'", "is missing")
     spec = _spec_from_json(_json_attr(file, attrs, "hiermodels_spec"))
     data = _data_from_tree(
-        tree[DATA_GROUP].to_dataset(), _json_attr(file, attrs, "hiermodels_encoding")
+        tree[DATA_GROUP].to_dataset(), _json_attr(file, attrs, "hiermodels_encoding"), spec
     )
     stored = _json_attr(file, attrs, "hiermodels_priors")
     priors = {}
@@ -407,6 +435,7 @@ def _spec_from_json(s: _Fields) -> HierarchicalSpec:
                 g.strings("columns"),
                 g.strings("varying"),
                 g.get("correlated", bool),
+                g.get("intercept", bool),
             )
             for g in s.records("groups")
         ),
@@ -442,7 +471,7 @@ def _array(file: str, ds: xr.Dataset, name: str, dims: tuple[str, ...], shape, d
     return np.asarray(var, dtype=dtype)
 
 
-def _data_from_tree(ds: xr.Dataset, e: _Fields) -> GroupedData:
+def _data_from_tree(ds: xr.Dataset, e: _Fields, spec: HierarchicalSpec) -> GroupedData:
     file = e.file
     if "y" not in ds:
         raise _damaged(file, f"variable {DATA_GROUP}/y", "is missing")
@@ -483,7 +512,7 @@ def _data_from_tree(ds: xr.Dataset, e: _Fields) -> GroupedData:
                 correlated=f.get("correlated", bool),
             )
         )
-    categories = e.record("categories")
+    predictors = e.strings("predictors")
     return GroupedData(
         y=y,
         y_name=e.get("y_name", str),
@@ -491,13 +520,58 @@ def _data_from_tree(ds: xr.Dataset, e: _Fields) -> GroupedData:
         terms=terms,
         factors=tuple(group_factors),
         row_labels=row_labels,
-        predictors=e.strings("predictors"),
-        categories=tuple((k, categories.strings(k)) for k in categories.value),
+        predictors=predictors,
+        design=_design_from_tree(ds, e.record("population"), spec, X, terms),
         trials=None if trials_name is None else _array(file, ds, "trials", ("obs",), (n,), float),
         offset=None if offset_name is None else _array(file, ds, "offset", ("obs",), (n,), float),
         trials_name=trials_name,
         offset_name=offset_name,
     )
+
+
+def _design_from_tree(ds: xr.Dataset, p: _Fields, spec: HierarchicalSpec, X, terms):
+    """formulae's population design rebuilt from the training values of its columns: the
+    encoding of new rows (levels, the mean and SD of ``scale(x)``) is the fitted one."""
+    file, n = p.file, len(X)
+    columns, kinds = p.strings("columns"), p.strings("kinds")
+    stored = p.record("categories")
+    categories = {k: stored.strings(k) for k in stored.value}
+    values = _array(file, ds, "design_data", ("obs", "data_column"), (n, len(columns)), float)
+    frame = {}
+    for k, (col, kind) in enumerate(zip(columns, kinds, strict=False)):
+        if kind == "category" and col in categories:
+            levels = categories[col]
+            codes = values[:, k]
+            if n and (codes.min() < 0 or codes.max() >= len(levels)):
+                raise _damaged(
+                    file, f"field {p.where}.categories", f"has too few levels for {col!r}"
+                )
+            frame[col] = pd.Categorical.from_codes(codes.astype(int), levels, ordered=True)
+        elif kind in ("int", "float"):
+            frame[col] = values[:, k].astype(np.int64 if kind == "int" else float)
+        else:
+            raise _damaged(file, f"field {p.where}.kinds[{k}]", f"is {kind!r} for {col!r}")
+    if len(kinds) != len(columns) or set(categories) - set(frame):
+        raise _damaged(file, f"field {p.where}", "lists kinds or categories of unknown columns")
+    try:
+        design = population_design(
+            population_model(spec.formula, spec.predictors),
+            pd.DataFrame(frame, index=pd.RangeIndex(n)),
+            tuple(kinds),
+            tuple(categories.items()),
+            where="the stored formula",
+        )
+    except HierModelsError as error:
+        raise _damaged(
+            file, f"variable {DATA_GROUP}/design_data", f"gives no design ({error})"
+        ) from None
+    if design.names != terms or not np.allclose(design.X, X, equal_nan=True):
+        raise _damaged(
+            file,
+            f"variable {DATA_GROUP}/design_data",
+            f"rebuilds the design {list(design.names)}, not the stored X {list(terms)}",
+        )
+    return design
 
 
 def check_posterior(file: str, posterior: xr.Dataset, model, data: GroupedData) -> None:

@@ -11,6 +11,7 @@ import xarray as xr
 
 from hiermodels.data import GroupedData, GroupFactor
 from hiermodels.defaults import ResolvedPrior
+from hiermodels.errors import SpecError
 from hiermodels.families import Family, get_family
 from hiermodels.names import INTERCEPT, corr_name, effect_name, sigma_name
 from hiermodels.numerics.pooling import no_pooling_fit, no_pooling_glm, shrinkage
@@ -86,8 +87,10 @@ class HierarchicalResult:
         """
         d = self.data
         post = self.idata["posterior"]
+        shape = (post.sizes["chain"], post.sizes["draw"], len(d.y))
         deviations = np.stack(
-            [np.asarray(post[effect_name(t, f.name)])[..., f.idx] for f, t in d.effects],
+            [np.asarray(post[effect_name(t, f.name)])[..., f.idx] for f, t in d.effects]
+            or [np.zeros(shape)],  # no grouping factor: one column of zeros, never read
             axis=-1,
         )
         return linear_predictor_draws(post, d, d.X, deviations, d.offset)
@@ -103,6 +106,8 @@ class HierarchicalResult:
     # -- group-level estimates -----------------------------------------------------------
     def _factor(self, group: str | None) -> GroupFactor:
         d = self.data
+        if group is None and not d.factors:
+            raise SpecError("the model has no grouping factor, so no group-level estimates")
         return d.factors[0] if group is None else d.factor_named(group)
 
     def group_coefficient_draws(
@@ -142,7 +147,10 @@ class HierarchicalResult:
         if len(d.factors) > 1:
             nan = np.full((f.n_groups, len(f.varying)), np.nan)
             return nan, nan.copy()
-        shared = [t for t in d.terms if t not in f.varying and t not in f.group_level]
+        # a varying intercept absorbs the predictors constant within levels; without one
+        # ((0 + x | g)) they stay shared with the population intercept
+        absorbed = f.group_level if INTERCEPT in f.varying else ()
+        shared = [t for t in d.terms if t not in f.varying and t not in absorbed]
         X_shared = (
             np.column_stack([d.column(t) for t in shared]) if shared else np.empty((len(d.y), 0))
         )
@@ -194,7 +202,10 @@ class HierarchicalResult:
                         }
                     )
                 )
-        table = pd.concat(frames, ignore_index=True)
+        columns = ["factor", "group", "term", "mean", "sd", "ci_low", "ci_high", "deviation"]
+        columns += ["n_obs", "no_pooling", "population", "shrinkage"]
+        # no grouping factor (y ~ x): the same table, empty
+        table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
         table.attrs["prob"] = prob
         return table
 
@@ -266,12 +277,14 @@ class HierarchicalResult:
     def __repr__(self) -> str:
         d = self.data
         n_draws = self.idata["posterior"].sizes
-        groups = " + ".join(
-            f"({' + '.join(f.varying)} {'|' if f.correlated else '||'} {f.name})" for f in d.factors
+        groups = "".join(
+            f" + ({'' if INTERCEPT in f.varying else '0 + '}{' + '.join(f.varying)} "
+            f"{'|' if f.correlated else '||'} {f.name})"
+            for f in d.factors
         )
-        levels = ", ".join(f"{f.n_groups} {f.name}" for f in d.factors)
+        levels = "".join(f"{f.n_groups} {f.name} groups, " for f in d.factors)
         return (
-            f"<HierarchicalResult {d.y_name} ~ {' + '.join(d.terms[1:]) or '1'} + {groups}; "
-            f"{levels} groups, {len(d.y)} rows, "
+            f"<HierarchicalResult {d.y_name} ~ {' + '.join(d.terms[1:]) or '1'}{groups}; "
+            f"{levels}{len(d.y)} rows, "
             f"{n_draws['chain']} chains x {n_draws['draw']} draws>"
         )

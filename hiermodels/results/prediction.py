@@ -17,15 +17,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hiermodels.data import (
-    factor_labels,
-    level_labels,
-    numeric_column,
-    require_columns,
-    require_finite,
-)
+from hiermodels.data import factor_labels, numeric_column, require_columns, require_finite
 from hiermodels.errors import DataError, SpecError, format_rows
-from hiermodels.names import INTERCEPT, corr_name, effect_name, sigma_name
+from hiermodels.names import corr_name, effect_name, sigma_name
 from hiermodels.results.draws import linear_predictor_draws
 
 __all__ = ["NEW_GROUPS", "Prediction", "predict"]
@@ -78,28 +72,6 @@ class Prediction:
         return table
 
 
-def _design(result, new: pd.DataFrame) -> np.ndarray:
-    """The fitted model's design columns (``terms``) for new rows, same encoding."""
-    d = result.data
-    categories = dict(d.categories)
-    columns = {INTERCEPT: np.ones(len(new))}
-    for col in d.predictors:
-        if col not in categories:
-            columns[col] = numeric_column(new, col, "predictor")
-            continue
-        values = level_labels(new[col])
-        unseen = ~values.isin(categories[col])
-        if unseen.any():
-            raise DataError(
-                f"predictor {col!r} has categories not seen in fitting "
-                f"({sorted(values[unseen].unique())}, {format_rows(new.index[unseen])}); "
-                f"known categories: {list(categories[col])}"
-            )
-        for level in categories[col][1:]:
-            columns[f"{col}[{level}]"] = (values == level).to_numpy(dtype=float)
-    return np.column_stack([columns[t] for t in d.terms])
-
-
 def predict(
     result,
     data: pd.DataFrame,
@@ -115,15 +87,19 @@ def predict(
         raise SpecError(f"new_groups must be one of {NEW_GROUPS}, got {new_groups!r}")
     d, family = result.data, result.family
     columns = list(dict.fromkeys(c for f in d.factors for c in f.columns))
-    needed = [*columns, *d.predictors]
+    needed = list(dict.fromkeys([*columns, *d.design.columns]))
     if d.offset_name:
         needed.append(d.offset_name)
     if family.needs_trials:
         needed.append(d.trials_name)
     require_columns(data, needed)
     require_finite(data, needed)
-    X = _design(result, data)
-    labels = pd.DataFrame({f.name: factor_labels(data, f.columns) for f in d.factors})
+    # formulae re-encodes the rows as in fitting: the training levels of categorical terms,
+    # the training mean and SD of scale(x), np.log of the new values
+    X = d.design.encode(data)
+    labels = pd.DataFrame(
+        {f.name: factor_labels(data, f.columns) for f in d.factors}, index=data.index
+    )
     # each row's level code per factor, as in fitting; -1 for a level not seen there
     codes = {f.name: pd.Index(f.levels).get_indexer(labels[f.name]) for f in d.factors}
     new_levels = pd.DataFrame({name: c < 0 for name, c in codes.items()}, index=data.index)

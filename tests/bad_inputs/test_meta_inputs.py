@@ -158,7 +158,37 @@ CASES = [
     # -- options -----------------------------------------------------------------------------
     Case("draws_zero", lambda: studies(), meta(draws=0), hm.SpecError, ("draws", ">= 1")),
     Case("draws_negative", lambda: studies(), meta(draws=-5), hm.SpecError, ("draws", ">= 1")),
-    Case("draws_float", lambda: studies(), meta(draws=10.5), hm.SpecError, ("draws", "integer")),
+    Case(
+        "draws_float", lambda: studies(), meta(draws=10.5), hm.SpecError, ("draws", "whole number")
+    ),
+    Case(
+        "seed_negative",
+        lambda: studies(),
+        meta(random_seed=-1),
+        hm.SpecError,
+        ("random_seed", ">= 0"),
+    ),
+    Case(
+        "sample_kwargs_not_a_dict",
+        lambda: studies(),
+        meta(sample_kwargs=0.95),
+        hm.SpecError,
+        ("sample_kwargs", "target_accept"),
+    ),
+    Case(
+        "sample_kwargs_repeats_tune",
+        lambda: studies(),
+        meta(method="mcmc", sample_kwargs={"tune": 500}),
+        hm.SpecError,
+        ("sample_kwargs", "'tune'", "tune="),
+    ),
+    Case(
+        "exact_with_student_t_mu_prior",
+        lambda: studies(),
+        meta(mu_prior=hm.priors.StudentT(3, 0, 1)),
+        hm.SpecError,
+        ("method='exact'", "StudentT", "method='mcmc'"),
+    ),
     Case("chains_zero", lambda: studies(), meta(chains=0), hm.SpecError, ("chains", ">= 1")),
     Case("tune_negative", lambda: studies(), meta(tune=-1), hm.SpecError, ("tune", ">= 0")),
     Case(
