@@ -43,6 +43,7 @@ FLOW = [
     "spec",
     "meta.spec",
     # validated, encoded data and the priors resolved from it (no PyMC)
+    "columns",
     "data",
     "defaults",
     "meta.data",

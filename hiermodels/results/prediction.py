@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hiermodels.data import factor_labels, numeric_column, require_columns, require_finite
+from hiermodels.columns import numeric_column, require_columns, require_finite
+from hiermodels.data import factor_labels
 from hiermodels.errors import DataError, SpecError, format_rows
 from hiermodels.names import corr_name, effect_name, sigma_name
 from hiermodels.results.draws import linear_predictor_draws
