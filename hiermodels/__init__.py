@@ -29,9 +29,11 @@ _LAZY = {
     "MetaAnalysisResult": "hiermodels.meta.result",
     "meta_analysis": "hiermodels.meta.api",
     "effect_sizes_2x2": "hiermodels.meta.api",
+    "effect_sizes": "hiermodels.meta.effect_sizes",
     "PoolingComparison": "hiermodels.pooling.comparison",
     "compare_pooling": "hiermodels.pooling.api",
     "load": "hiermodels.files",
+    "compare": "hiermodels.comparison",
 }
 _SUBMODULES = ("datasets", "families", "formula", "priors")
 
@@ -72,6 +74,7 @@ __all__ = [
     "PriorWarning",
     "SpecError",
     "__version__",
+    "compare",
     "compare_pooling",
     "datasets",
     "effect_sizes_2x2",

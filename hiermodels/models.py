@@ -19,6 +19,7 @@ from hiermodels.families import get_family
 from hiermodels.names import sigma_name
 from hiermodels.priors import Prior
 from hiermodels.results.hierarchical import HierarchicalResult
+from hiermodels.results.idata import add_fit_groups
 from hiermodels.sampling import check_sampling_args
 from hiermodels.spec import HierarchicalSpec, keywords_from_formula
 
@@ -236,7 +237,9 @@ class HierarchicalModel:
             progressbar=progressbar,
             sample_kwargs=sample_kwargs,
         )
-        return HierarchicalResult(idata, built.model, data, spec, priors, messages)
+        result = HierarchicalResult(idata, built.model, data, spec, priors, messages)
+        add_fit_groups(result)
+        return result
 
 
 def fit_hierarchical(

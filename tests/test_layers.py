@@ -32,6 +32,9 @@ FLOW = [
     "numerics.influence",
     "numerics.tau_marginal",
     "numerics.exact",
+    "numerics.multilevel",
+    "numerics.multilevel_exact",
+    "numerics.robust",
     # what the user can ask for (no PyMC)
     "sampling",
     "frames",
@@ -47,6 +50,7 @@ FLOW = [
     "data",
     "defaults",
     "meta.data",
+    "meta.effect_sizes",
     # builders: the only place that creates PyMC variables
     "builders",
     "builders.effects",
@@ -61,10 +65,14 @@ FLOW = [
     # results
     "results",
     "results.draws",
+    "results.idata",
     "results.prediction",
     "results.fitfile",
     "results.loo",
     "results.hierarchical",
+    "meta.inference",
+    "meta.sensitivity",
+    "meta.subgroups",
     "meta.result",
     # entry points
     "meta",
@@ -76,6 +84,7 @@ FLOW = [
     "pooling.studies",
     "pooling.rows",
     "pooling.api",
+    "comparison",
     "cli",
     "",  # the package root
 ]

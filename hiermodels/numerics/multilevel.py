@@ -1,4 +1,4 @@
-"""Three-level random-effects meta-analysis, as metafor's ``rma.mv(yi, vi, random = ~ 1 | cluster/es)``.
+"""Three-level meta-analysis, as metafor's ``rma.mv(yi, vi, random = ~ 1 | cluster/es)``.
 
 The model (Konstantopoulos 2011, Res. Synth. Methods 2:61-76; Cheung 2014, Psychol.
 Methods 19:211-229)::
@@ -158,11 +158,7 @@ class _Point:
         if method == "ML":
             return -0.5 * (k * math.log(2 * math.pi) + self.V.logdet() + self.rss)
         return -0.5 * (
-            (k - p) * math.log(2 * math.pi)
-            - logdet_xx
-            + self.V.logdet()
-            + self.logdet_h
-            + self.rss
+            (k - p) * math.log(2 * math.pi) - logdet_xx + self.V.logdet() + self.logdet_h + self.rss
         )
 
     def score_info(self, method):

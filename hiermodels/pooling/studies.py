@@ -18,7 +18,7 @@ from hiermodels.pooling.comparison import (
     Summary,
 )
 
-__all__ = ["compare_studies"]
+__all__ = ["compare_studies", "loso_exact"]
 
 
 # -- study-level data -------------------------------------------------------------------------
@@ -68,7 +68,7 @@ def compare_studies(data, *, rng, chains, draws, **options) -> PoolingComparison
             summarize=lambda prob: _partial_study_summary(meta, term, prob),
             log_likelihood=partial_ll,
             reff=reff_partial,
-            loso=_loso_partial(meta),
+            loso=loso_exact(meta),
             result=meta,
         ),
     }
@@ -105,7 +105,7 @@ def _loso_complete(y, se) -> np.ndarray:
     return out
 
 
-def _loso_partial(meta) -> np.ndarray:
+def loso_exact(meta) -> np.ndarray:
     """log p(y_j | y_-j) for a new study under the hierarchical model, exactly."""
     d = meta.data
     out = np.empty(d.k)

@@ -16,6 +16,7 @@ from hiermodels.families import Family, get_family
 from hiermodels.names import INTERCEPT, corr_name, effect_name, sigma_name
 from hiermodels.numerics.pooling import no_pooling_fit, no_pooling_glm, shrinkage
 from hiermodels.results import fitfile, prediction
+from hiermodels.results import idata as groups
 from hiermodels.results.draws import interval_columns, linear_predictor_draws, summarize_draws
 from hiermodels.spec import HierarchicalSpec
 
@@ -247,17 +248,31 @@ class HierarchicalResult:
     # -- posterior predictive checks -------------------------------------------------------
     def ppc(self, random_seed=None) -> xr.DataArray:
         """Posterior predictive draws of the outcome for the fitted rows, dims
-        (chain, draw, obs): one replicated data set per posterior draw (BDA3 §6.3)."""
+        (chain, draw, obs): one replicated data set per posterior draw (BDA3 §6.3).
+
+        Also stored as the ``posterior_predictive`` group of :attr:`idata`, so
+        ``az.plot_ppc(result.idata)`` works.
+        """
         d = self.data
         rng = np.random.default_rng(random_seed)
         values = self.family.sample(self.linear_predictor(), self._aux_draws(), d.trials, rng)
-        post = self.idata["posterior"]
-        return xr.DataArray(
-            np.asarray(values, dtype=float),
-            dims=("chain", "draw", "obs"),
-            coords={"chain": post["chain"].values, "draw": post["draw"].values},
-            name=d.y_name,
-        )
+        groups.add_posterior_predictive(self, values)
+        return self.idata["posterior_predictive"].to_dataset()[d.y_name]
+
+    def prior_predictive(self, draws: int = 500, *, random_seed=None) -> xr.DataTree:
+        """Draws from the prior and the prior predictive distribution of the fitted model,
+        added to :attr:`idata` as the ``prior`` and ``prior_predictive`` groups (so
+        ``az.plot_prior_posterior(result.idata)`` works); returns :attr:`idata`."""
+        with self.model:
+            prior = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
+        groups.add_prior_groups(self, prior)
+        return self.idata
+
+    def add_log_likelihood(self) -> xr.DataTree:
+        """Store the pointwise log-likelihood in :attr:`idata` even when it exceeds the
+        size a fit stores without being asked (see :mod:`hiermodels.results.idata`)."""
+        groups.add_fit_groups(self, log_likelihood=True)
+        return self.idata
 
     def plot_ppc(self, path=None, *, n_draws: int = 50, random_seed=None, ax=None):
         """Observed outcome against replicated data sets: densities for continuous outcomes,
