@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hiermodels.errors import SpecError
+from hiermodels.progress import resolve
 
 __all__ = ["SamplingOptions", "check_sampling_args", "sampling_options"]
 
@@ -32,7 +33,9 @@ class SamplingOptions:
     sampler : str, optional
         The NUTS implementation (``"nutpie"``, ``"pymc"``, ``"numpyro"``, ``"blackjax"``);
         None takes nutpie when it is installed.
-    progressbar : bool
+    progressbar : bool or None
+        None (default): on when a person is watching (a terminal or a notebook), off under CI
+        and in tests (:func:`hiermodels.progress.watching`).
     sample_kwargs : mapping, optional
         Passed on to ``pm.sample`` as is (e.g. ``{"target_accept": 0.95}``).
 
@@ -51,7 +54,7 @@ class SamplingOptions:
     chains: int = 4
     random_seed: object = None
     sampler: str | None = None
-    progressbar: bool = False
+    progressbar: bool | None = None
     sample_kwargs: Mapping | None = None
 
     def __post_init__(self):
@@ -83,7 +86,7 @@ class SamplingOptions:
             "tune": self.tune,
             "chains": self.chains,
             "random_seed": self.random_seed,
-            "progressbar": self.progressbar,
+            "progressbar": resolve(self.progressbar),
             **dict(self.sample_kwargs or {}),
         }
 

@@ -36,6 +36,7 @@ FLOW = [
     "numerics.multilevel_exact",
     "numerics.robust",
     # what the user can ask for (no PyMC)
+    "progress",
     "sampling",
     "frames",
     "priors",

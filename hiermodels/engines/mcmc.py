@@ -10,6 +10,7 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
+from hiermodels import progress
 from hiermodels.errors import ConvergenceWarning, SpecError
 from hiermodels.numerics import diagnostics
 from hiermodels.sampling import SamplingOptions, sampling_options
@@ -50,12 +51,13 @@ def sample(model: pm.Model, options: SamplingOptions | None = None, **keywords) 
     sample_kwargs=`` (checked the same way; not both).
     """
     options = sampling_options(options, **keywords)
-    with model:
-        return pm.sample(
-            nuts_sampler=resolve_sampler(options.sampler),
-            compute_convergence_checks=False,
-            **options.pymc_kwargs(),
-        )
+    kwargs = options.pymc_kwargs()
+    sampler = resolve_sampler(options.sampler)
+    # compiling dominates a first fit (nutpie: numba, 5-10 s) and shows no bar of its own
+    names = ", ".join(v.name for v in model.free_RVs[:6]) + (", ..." * (len(model.free_RVs) > 6))
+    message = f"Compiling the model ({names}) and sampling with {sampler}"
+    with progress.step(message, show=kwargs["progressbar"]), model:
+        return pm.sample(nuts_sampler=sampler, compute_convergence_checks=False, **kwargs)
 
 
 def sample_checked(
@@ -111,8 +113,7 @@ def check_convergence(
         worst = ", ".join(f"{k} ({v:.3f})" for v, k in high[:5])
         messages.append(
             f"R-hat above {RHAT_MAX} for {worst}: chains disagree; run more draws "
-            "(draws=, sample_kwargs={'tune': ...}) or reparameterize"
-            + _offset_hint([k for _, k in high[:5]], offsets)
+            "(draws=, tune=) or reparameterize" + _offset_hint([k for _, k in high[:5]], offsets)
         )
     floor = ESS_PER_CHAIN_MIN * n_chains
     low = sorted((v, k) for k, v in ess.items() if v < floor)

@@ -51,7 +51,7 @@ def compare_pooling(
     chains: int = 4,
     random_seed=None,
     sampler: str | None = None,
-    progressbar: bool = False,
+    progressbar: bool | None = None,
     sample_kwargs: Mapping | None = None,
 ) -> PoolingComparison:
     r"""Fit no, complete and partial pooling to the same data and compare them.
