@@ -20,6 +20,12 @@ FLOW = [
     "_blas",
     "errors",
     "names",
+    # packages whose __init__ only documents them (importing a submodule passes through it)
+    "builders",
+    "engines",
+    "results",
+    "meta",
+    "pooling",
     # pure numerics: numpy and scipy only
     "numerics",
     "numerics.diagnostics",
@@ -32,6 +38,8 @@ FLOW = [
     "numerics.influence",
     "numerics.tau_marginal",
     "numerics.exact",
+    "numerics.bias",
+    "numerics.bayes_extras",
     "numerics.multilevel",
     "numerics.multilevel_exact",
     "numerics.robust",
@@ -44,6 +52,7 @@ FLOW = [
     "formula",
     "datasets",
     "plots",
+    "plots_meta",
     "spec",
     "meta.spec",
     # validated, encoded data and the priors resolved from it (no PyMC)
@@ -53,18 +62,15 @@ FLOW = [
     "meta.data",
     "meta.effect_sizes",
     # builders: the only place that creates PyMC variables
-    "builders",
     "builders.effects",
     "builders.likelihoods",
     "builders.hierarchical",
     "meta.builder",
     # engines: the only place that samples or integrates
-    "engines",
     "engines.mcmc",
     "meta.engines",
     "meta.mcmc",
     # results
-    "results",
     "results.draws",
     "results.idata",
     "results.prediction",
@@ -76,11 +82,9 @@ FLOW = [
     "meta.subgroups",
     "meta.result",
     # entry points
-    "meta",
     "meta.api",
     "models",
     "files",
-    "pooling",
     "pooling.comparison",
     "pooling.studies",
     "pooling.rows",
