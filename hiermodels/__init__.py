@@ -77,6 +77,7 @@ __all__ = [
     "compare",
     "compare_pooling",
     "datasets",
+    "effect_sizes",
     "effect_sizes_2x2",
     "fit_hierarchical",
     "load",

@@ -37,6 +37,7 @@ __all__ = ["main"]
 # ArviZ or matplotlib, in about a second
 _ENTRY_POINTS = {
     "meta_analysis": "hiermodels.meta.api",
+    "effect_sizes": "hiermodels.meta.effect_sizes",
     "fit_hierarchical": "hiermodels.models",
     "compare_pooling": "hiermodels.pooling.api",
 }
@@ -199,8 +200,27 @@ def _check_args(args) -> None:
         if a is None or b is None:
             have, need = (first, second) if b is None else (second, first)
             raise UsageError(f"hiermodels pool: {have} needs {need} too ({given[0]} data)")
+    if args.command == "meta":
+        given = [o for o, v in (("--se", args.se), ("--vi", args.vi)) if v is not None]
+        if args.measure is None and len(given) != 1:
+            raise UsageError(
+                "hiermodels meta: give --estimate with exactly one of --se and --vi, or "
+                "--measure with the count or summary columns (e.g. --measure RR "
+                "--columns ai=tpos bi=tneg ci=cpos di=cneg)"
+            )
+        if args.measure is not None and (given or args.estimate):
+            raise UsageError(
+                "hiermodels meta: --measure computes the estimates; drop --estimate/--se/--vi"
+            )
+        if args.measure is None and not args.estimate:
+            raise UsageError("hiermodels meta: --estimate is needed with --se or --vi")
+        args.columns = _column_pairs(args.columns)
     if getattr(args, "plot", None):
         _check_plot(args.plot)
+    for option in ("save", "out"):
+        path = getattr(args, option, None)
+        if path:
+            _check_output(option, path)
 
 
 def _check_plot(plot: str) -> None:
@@ -221,6 +241,82 @@ def _check_plot(plot: str) -> None:
                 f"--plot {plot}: cannot write a .{suffix} file; end the name with one of "
                 f"{', '.join('.' + f for f in sorted(formats))}"
             )
+
+
+def _check_output(option: str, path: str) -> None:
+    from hiermodels.results.fitfile import check_writable
+
+    suffixes = {"save": (".nc",), "out": (".csv", ".json")}[option]
+    if Path(path).suffix.lower() not in suffixes:
+        raise UsageError(f"--{option} {path}: the file name must end in {' or '.join(suffixes)}")
+    try:
+        check_writable(path, example=f"results{suffixes[0]}")
+    except DataError as error:
+        raise UsageError(f"--{option} {path}: {error}") from None
+
+
+def _column_pairs(pairs) -> dict[str, str]:
+    """``["ai=tpos", "bi=tneg"]`` -> ``{"ai": "tpos", "bi": "tneg"}`` (metafor's names)."""
+    out = {}
+    for pair in pairs or ():
+        name, sep, column = pair.partition("=")
+        if not sep or not name or not column:
+            raise UsageError(
+                f"--columns {pair}: write each as ARGUMENT=COLUMN, e.g. ai=tpos (metafor's "
+                "argument names: ai bi ci di n1i n2i m1i sd1i m2i sd2i ri ni xi mi ti x1i t1i "
+                "x2i t2i)"
+            )
+        out[name] = column
+    return out
+
+
+def _write_tables(path: str | None, tables: dict[str, pd.DataFrame]) -> None:
+    """With ``--out results.csv``: each printed table as ``results_<table>.csv`` (or .json,
+    one record per row)."""
+    if not path:
+        return
+    target = Path(path)
+    for name, table in tables.items():
+        file = target.with_name(f"{target.stem}_{name}{target.suffix}")
+        if target.suffix.lower() == ".json":
+            table.reset_index().to_json(file, orient="records", indent=1, default_handler=str)
+        else:
+            table.to_csv(file)
+        print(f"{name} table written to {file}")
+
+
+def _sampling(args) -> dict:
+    """The sampling options every fitting subcommand takes."""
+    return {
+        "draws": args.draws,
+        "tune": args.tune,
+        "chains": args.chains,
+        "random_seed": args.seed,
+        "sampler": args.sampler,
+    }
+
+
+def _add_sampling_arguments(parser, *, what: str = "") -> None:
+    parser.add_argument("--draws", type=_count, default=1000, help=f"draws per chain{what}")
+    parser.add_argument("--tune", type=_tune, default=1000, help=f"tuning steps per chain{what}")
+    parser.add_argument("--chains", type=_count, default=4)
+    parser.add_argument(
+        "--sampler",
+        default=None,
+        choices=["nutpie", "pymc", "numpyro", "blackjax"],
+        help="NUTS implementation (default nutpie)",
+    )
+    parser.add_argument("--seed", type=_seed, default=None)
+
+
+def _tune(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, not {value}")
+    return value
 
 
 def _demo(args) -> None:
@@ -252,32 +348,45 @@ def _fit(args) -> None:
         parameterization=args.parameterization,
         hyperprior=args.hyperprior,
         family=args.family,
-        random_seed=args.seed,
-        draws=args.draws,
-        chains=args.chains,
+        **_sampling(args),
     )
     report_fit(result)
+    _write_tables(args.out, {"summary": result.summary(), "group_effects": result.group_effects()})
+    if args.save:
+        print(f"fit saved to {result.save(args.save)}")
 
 
 def _meta(args) -> None:
     data = read_csv(args.file)  # first: a bad file is reported before the slow imports
+    estimate, se, vi = args.estimate, args.se, args.vi
+    if args.measure is not None:
+        data = _entry("effect_sizes")(data, measure=args.measure, **args.columns)
+        estimate, vi = "yi", "vi"
+        print(f"effect sizes ({args.measure}) computed as columns yi, vi")
     meta_analysis = _entry("meta_analysis")
     meta = meta_analysis(
         data,
-        estimate=args.estimate,
-        se=args.se,
+        estimate=estimate,
+        se=se,
+        vi=vi,
         study=args.study,
         moderators=args.moderators,
         hyperprior=args.hyperprior,
         method=args.method,
-        random_seed=args.seed,
-        draws=args.draws,
-        chains=args.chains,
+        **_sampling(args),
     )
     print(meta)
-    _print_table("Posterior (95% intervals):", meta.summary())
-    _print_table("Heterogeneity:", meta.heterogeneity().T)
-    _print_table("Study effects:", meta.study_effects().set_index("study"))
+    tables = {
+        "summary": meta.summary(),
+        "heterogeneity": meta.heterogeneity(),
+        "study_effects": meta.study_effects().set_index("study"),
+    }
+    _print_table("Posterior (95% intervals):", tables["summary"])
+    _print_table("Heterogeneity:", tables["heterogeneity"].T)
+    _print_table("Study effects:", tables["study_effects"])
+    _write_tables(args.out, tables)
+    if args.save:
+        print(f"meta-analysis saved to {meta.save(args.save)}")
     if args.plot:
         meta.plot_forest(args.plot)
         print(f"\nforest plot written to {args.plot}")
@@ -298,12 +407,13 @@ def _pool(args) -> None:
         predictors=args.predictors,
         varying=args.varying,
         hyperprior=args.hyperprior,
-        random_seed=args.seed,
-        draws=args.draws,
-        chains=args.chains,
+        **_sampling(args),
     )
     print(comparison)
     report_pooling(comparison, plot=args.plot)
+    _write_tables(
+        args.out, {"estimates": comparison.estimates(), "comparison": comparison.compare()}
+    )
 
 
 EPILOG = """\
@@ -333,6 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="hiermodels", description="Hierarchical models and Bayesian meta-analysis.", **_HELP
     )
+    from hiermodels._version import __version__
+
+    parser.add_argument("--version", action="version", version=f"hiermodels {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", **_HELP, help="no / complete / partial pooling on eight schools")
     demo.add_argument("--plot", default="eight_schools_pooling.png", help="shrinkage plot PNG")
@@ -354,23 +467,37 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--varying", nargs="*", default=[], help="predictors with varying slopes")
     fit.add_argument("--parameterization", default="noncentered")
     fit.add_argument("--hyperprior", default="half_cauchy")
-    fit.add_argument("--draws", type=_count, default=1000, help="draws per chain")
-    fit.add_argument("--chains", type=_count, default=4)
-    fit.add_argument("--seed", type=_seed, default=None)
+    _add_sampling_arguments(fit)
+    fit.add_argument("--save", default=None, help="save the fit to this .nc file (hm.load)")
+    fit.add_argument("--out", default=None, help="write the tables to NAME_<table>.csv|.json")
     fit.set_defaults(run=_fit)
 
     meta = sub.add_parser("meta", **_HELP, help="random-effects meta-analysis of study estimates")
     meta.add_argument("file")
-    meta.add_argument("--estimate", required=True, help="column of study estimates")
-    meta.add_argument("--se", required=True, help="column of their standard errors")
+    meta.add_argument("--estimate", default=None, help="column of study estimates")
+    meta.add_argument("--se", default=None, help="column of their standard errors")
+    meta.add_argument("--vi", default=None, help="instead of --se: column of their variances")
+    meta.add_argument(
+        "--measure",
+        default=None,
+        help="compute the estimates from counts or summaries (metafor's escalc measures: "
+        "RR, OR, RD, PETO, SMD, MD, ROM, COR, ZCOR, PR, PLO, IR, IRLN, IRR), with --columns",
+    )
+    meta.add_argument(
+        "--columns",
+        nargs="*",
+        default=[],
+        help="with --measure: ARGUMENT=COLUMN pairs in metafor's names, e.g. ai=tpos bi=tneg "
+        "ci=cpos di=cneg",
+    )
     meta.add_argument("--study", default=None, help="column of study labels")
     meta.add_argument("--moderators", nargs="*", default=[])
     meta.add_argument("--hyperprior", default="half_cauchy")
     meta.add_argument("--method", default="exact", choices=["exact", "mcmc"])
-    meta.add_argument("--draws", type=_count, default=1000, help="draws per chain (mcmc)")
-    meta.add_argument("--chains", type=_count, default=4)
+    _add_sampling_arguments(meta, what=" (mcmc)")
     meta.add_argument("--plot", default=None, help="write the forest plot to this PNG")
-    meta.add_argument("--seed", type=_seed, default=None)
+    meta.add_argument("--save", default=None, help="save the result to this .nc file")
+    meta.add_argument("--out", default=None, help="write the tables to NAME_<table>.csv|.json")
     meta.set_defaults(run=_meta)
 
     pool = sub.add_parser(
@@ -388,10 +515,9 @@ def build_parser() -> argparse.ArgumentParser:
     pool.add_argument("--predictors", nargs="*", default=[])
     pool.add_argument("--varying", nargs="*", default=[], help="predictors with varying slopes")
     pool.add_argument("--hyperprior", default="half_cauchy")
-    pool.add_argument("--draws", type=_count, default=1000, help="draws per chain (row-level)")
-    pool.add_argument("--chains", type=_count, default=4)
+    _add_sampling_arguments(pool, what=" (row-level)")
     pool.add_argument("--plot", default="pooling.png", help="write the shrinkage plot here")
-    pool.add_argument("--seed", type=_seed, default=None)
+    pool.add_argument("--out", default=None, help="write the tables to NAME_<table>.csv|.json")
     pool.set_defaults(run=_pool)
     return parser
 
@@ -412,7 +538,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             # convergence warnings are printed once, after the tables, by report_fit
             warnings.simplefilter("ignore", ConvergenceWarning)
-            warnings.filterwarnings("ignore", "PyTensor could not link to a BLAS", UserWarning)
             args.run(args)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

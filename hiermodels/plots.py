@@ -1,11 +1,12 @@
-"""Matplotlib plots: forest and funnel (meta-analysis), shrinkage arrows (pooling), PPC."""
+"""Matplotlib plots: forest, cumulative forest and funnel (meta-analysis), shrinkage arrows
+(pooling), PPC."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import stats
 
-__all__ = ["forest", "funnel", "ppc_overlay", "shrinkage_arrows"]
+__all__ = ["cumulative_forest", "forest", "funnel", "ppc_overlay", "shrinkage_arrows"]
 
 Z95 = 1.959963984540054
 
@@ -208,4 +209,32 @@ def ppc_overlay(result, *, path=None, n_draws=50, random_seed=None, ax=None):
     ax.set_xlabel(result.data.y_name)
     ax.legend(loc="upper right", fontsize=8)  # "best" is slow (and warns) on big data
     ax.set_title(f"Posterior predictive check ({result.family.name})", fontsize=10)
+    return _finish(fig, path)
+
+
+def cumulative_forest(table, *, path=None, ax=None, xlabel="estimate", null=None, title=None):
+    """Cumulative forest plot (Lau et al. 1992): one row per step of a cumulative
+    meta-analysis, the pooled estimate and its interval after adding each study.
+
+    ``table`` has columns ``study``, ``mu``, ``ci_low``, ``ci_high`` (e.g.
+    :meth:`hiermodels.MetaAnalysisResult.cumulative`); the first study is at the top. ``null``
+    draws a reference line (e.g. 0, or 1 on a ratio scale). Saves to ``path`` if given;
+    returns the matplotlib Figure.
+    """
+    k = len(table)
+    fig, ax = _figure(ax, (7, 0.4 * k + 1.6))
+    rows = np.arange(k)[::-1].astype(float)
+    mu = table["mu"].to_numpy(dtype=float)
+    low, high = table["ci_low"].to_numpy(dtype=float), table["ci_high"].to_numpy(dtype=float)
+    ax.hlines(rows, low, high, color="C0", lw=1.5)
+    ax.plot(mu, rows, "D", color="C0", ms=5)
+    if null is not None:
+        ax.axvline(null, color="0.5", lw=0.8, ls=":")
+    ax.axvline(mu[-1], color="C3", lw=0.8, ls="--", label="all studies")
+    labels = [f"+ {s}" if i else str(s) for i, s in enumerate(table["study"])]
+    ax.set_yticks(rows)
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title or "Cumulative meta-analysis", fontsize=10)
     return _finish(fig, path)

@@ -115,3 +115,87 @@ def test_pool_command_needs_one_kind_of_data(tmp_path, capsys, radon):
     assert "--y needs --group too" in capsys.readouterr().err
     assert main(["pool", str(path), "--y", "log_radon", "--group", "county", "--se", "x"]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("hiermodels ")
+
+
+def test_fit_saves_and_writes_tables(mock_pymc_sample, tmp_path, capsys, radon):
+    import json
+
+    import pandas as pd
+
+    import hiermodels as hm
+
+    path = tmp_path / "radon.csv"
+    radon.to_csv(path, index=False)
+    saved, out = tmp_path / "fit.nc", tmp_path / "radon.csv"
+    code = main(
+        ["fit", str(path), "--formula", "log_radon ~ floor + (1 | county)", "--draws", "20",
+         "--tune", "0", "--chains", "1", "--sampler", "pymc", "--save", str(saved),
+         "--out", str(tmp_path / "tables.json")]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    back = hm.load(saved)
+    assert back.summary().index.tolist()[:2] == ["Intercept", "floor"]
+    records = json.loads((tmp_path / "tables_summary.json").read_text())
+    assert records[0]["parameter"] == "Intercept"
+    effects = json.loads((tmp_path / "tables_group_effects.json").read_text())
+    assert len(effects) == radon["county"].nunique()
+    code = main(
+        ["fit", str(path), "--formula", "log_radon ~ floor + (1 | county)", "--draws", "20",
+         "--out", str(out.with_name("t.csv"))]
+    )  # fmt: skip
+    assert code == 0
+    table = pd.read_csv(tmp_path / "t_summary.csv", index_col=0)
+    assert "floor" in table.index and "mean" in table.columns
+
+
+def test_meta_with_variances_and_from_counts(tmp_path, capsys):
+    import numpy as np
+    import pandas as pd
+
+    import hiermodels as hm
+
+    bcg = hm.datasets.load("bcg")
+    counts = tmp_path / "bcg.csv"
+    bcg.to_csv(counts, index=False)
+    code = main(
+        ["meta", str(counts), "--measure", "RR", "--columns", "ai=tpos", "bi=tneg", "ci=cpos",
+         "di=cneg", "--study", "trial", "--out", str(tmp_path / "bcg.csv")]
+    )  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    het = pd.read_csv(tmp_path / "bcg_heterogeneity.csv", index_col=0)
+    assert het.loc["REML", "tau2"] == pytest.approx(0.3132, abs=5e-5)  # metafor, dat.bcg
+    # the same with variances given
+    es = hm.effect_sizes(bcg, measure="RR", ai="tpos", bi="tneg", ci="cpos", di="cneg")
+    es.to_csv(tmp_path / "es.csv", index=False)
+    code = main(
+        ["meta", str(tmp_path / "es.csv"), "--estimate", "yi", "--vi", "vi", "--study",
+         "trial", "--out", str(tmp_path / "vi.csv")]
+    )  # fmt: skip
+    assert code == 0
+    het_vi = pd.read_csv(tmp_path / "vi_heterogeneity.csv", index_col=0)
+    np.testing.assert_allclose(het_vi["tau2"], het["tau2"])
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["meta", "x.csv", "--estimate", "y"], "exactly one of --se and --vi"),
+        (["meta", "x.csv", "--estimate", "y", "--se", "s", "--vi", "v"], "exactly one"),
+        (["meta", "x.csv", "--measure", "RR", "--columns", "ai"], "ARGUMENT=COLUMN"),
+        (["meta", "x.csv", "--measure", "RR", "--estimate", "y"], "drop --estimate"),
+        (["fit", "x.csv", "--y", "a", "--group", "g", "--save", "fit.txt"], "must end in .nc"),
+        (["fit", "x.csv", "--y", "a", "--group", "g", "--out", "t.xlsx"], ".csv or .json"),
+        (["fit", "x.csv", "--y", "a", "--group", "g", "--tune", "-1"], "--tune"),
+        (["fit", "x.csv", "--y", "a", "--group", "g", "--sampler", "stan"], "--sampler"),
+    ],
+)
+def test_new_options_refuse_bad_values_with_one_line(argv, words, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err and err.count("\n") == 1

@@ -12,23 +12,22 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
-from hiermodels.data import numeric_column, require_columns, require_finite
-from hiermodels.errors import DataError, PriorWarning, SpecError, format_rows
+from hiermodels.errors import PriorWarning, SpecError
 from hiermodels.meta.data import StudyData, prepare_studies
+from hiermodels.meta.effect_sizes import effect_sizes
 from hiermodels.meta.engines import EngineFit, check_exact_spec
 from hiermodels.meta.result import MetaAnalysisResult
 from hiermodels.meta.spec import MetaSpec
-from hiermodels.numerics import effect_sizes
 from hiermodels.priors import Prior
 from hiermodels.sampling import SamplingOptions
 
-__all__ = ["ENGINES", "METHODS", "Engine", "effect_sizes_2x2", "meta_analysis"]
+__all__ = ["ENGINES", "METHODS", "Engine", "effect_sizes", "effect_sizes_2x2", "meta_analysis"]
 
 RESERVED = {"mu", "tau", "theta", "theta_offset", "theta_new"}
-MEASURES = {"log_rr": effect_sizes.log_risk_ratio, "log_or": effect_sizes.log_odds_ratio}
+#: measure names of :func:`effect_sizes_2x2` -> metafor's codes (:func:`effect_sizes`)
+MEASURES = {"log_rr": "RR", "log_or": "OR"}
 
 EngineFunction = Callable[..., EngineFit]  # (data, spec, *, tau_prior) -> EngineFit
 
@@ -99,9 +98,11 @@ def meta_analysis(
     data: pd.DataFrame,
     *,
     estimate: str,
-    se: str,
+    se: str | None = None,
+    vi: str | None = None,
     study: str | None = None,
     moderators: Sequence[str] = (),
+    subgroup: str | None = None,
     mu_prior: Prior | None = None,
     hyperprior: str | Prior = "half_cauchy",
     method: str = "exact",
@@ -130,10 +131,16 @@ def meta_analysis(
         One row per study; never modified.
     estimate, se : str
         Columns of the study estimates and their standard errors (known, positive).
+    vi : str, optional
+        Instead of ``se``: the column of sampling variances (metafor's ``vi``, as
+        :func:`effect_sizes` writes it); give exactly one of ``se`` and ``vi``.
     study : str, optional
         Column of unique study labels (default: the row index).
     moderators : sequence of str
         Study-level covariates (meta-regression); categorical ones become dummies.
+    subgroup : str, optional
+        A column that :meth:`~MetaAnalysisResult.subgroup_analysis` uses when called
+        without one (the fit itself ignores it).
     mu_prior : Prior, optional
         Prior on mu (the intercept): None is flat; ``hm.priors.Normal(0, 5)`` is normal;
         any other prior (``hm.priors.StudentT(3, 0, 5)``) needs ``method="mcmc"``.
@@ -178,6 +185,8 @@ def meta_analysis(
     spec = MetaSpec.from_user(
         estimate=estimate,
         se=se,
+        vi=vi,
+        subgroup=subgroup,
         study=study,
         moderators=moderators,
         mu_prior=mu_prior,
@@ -189,8 +198,18 @@ def meta_analysis(
     if engine.check is not None:
         engine.check(spec)
     studies = prepare_studies(
-        data, estimate=spec.estimate, se=spec.se, study=spec.study, moderators=spec.moderators
+        data,
+        estimate=spec.estimate,
+        se=spec.se,
+        vi=spec.vi,
+        study=spec.study,
+        moderators=spec.moderators,
     )
+    if spec.subgroup is not None and spec.subgroup not in data.columns:
+        raise SpecError(
+            f"subgroup column {spec.subgroup!r} not in the data; available columns: "
+            f"{', '.join(map(str, data.columns))}"
+        )
     clash = RESERVED.intersection({studies.estimate, studies.study, *studies.terms})
     if clash:
         raise SpecError(f"column name(s) {sorted(clash)} clash with model names; rename them")
@@ -199,7 +218,9 @@ def meta_analysis(
     if message:
         warnings.warn(message, PriorWarning, stacklevel=2)
     fit = engine.run(studies, spec, tau_prior=tau_prior)
-    return MetaAnalysisResult(data=studies, spec=spec, tau_prior=tau_prior, fit=fit)
+    return MetaAnalysisResult(
+        data=studies, spec=spec, tau_prior=tau_prior, fit=fit, frame=data.copy()
+    )
 
 
 def effect_sizes_2x2(
@@ -219,7 +240,8 @@ def effect_sizes_2x2(
     least one patient (else :class:`~hiermodels.errors.DataError`); ``add`` must be >= 0.
     Studies with a zero cell get ``add`` in all four cells (metafor's
     ``escalc`` default, ``to="only0"``). Returns a copy of ``data`` with columns ``yi`` and
-    ``sei`` added.
+    ``sei`` added. A thin case of :func:`effect_sizes` (``measure="RR"`` or ``"OR"``), which
+    also writes ``vi``.
 
     Examples
     --------
@@ -230,44 +252,9 @@ def effect_sizes_2x2(
     (-0.8893, 0.3256)
     """
     if measure not in MEASURES:
-        raise SpecError(f"unknown measure {measure!r}; use one of {', '.join(MEASURES)}")
-    if isinstance(add, bool) or not isinstance(add, (int, float, np.number)) or not add >= 0:
         raise SpecError(
-            f"add must be a number >= 0 (added to the cells of tables with a zero), got {add!r}; "
-            "use add=0.5 (metafor's default) or add=0"
+            f"unknown measure {measure!r}; use one of {', '.join(MEASURES)} (or "
+            "hm.effect_sizes for metafor's measure codes such as 'RR' and 'OR')"
         )
-    if not np.isfinite(add):
-        raise SpecError(f"add must be finite, got {add!r}; use add=0.5 (metafor's default)")
-    cells = [ai, bi, ci, di]
-    require_columns(data, cells)
-    require_finite(data, cells)
-    values = [numeric_column(data, c, "count") for c in cells]
-    for col, v in zip(cells, values, strict=True):
-        bad = data.index[v < 0]
-        if len(bad):
-            raise DataError(
-                f"count column {col!r} has negative values ({format_rows(bad)}); counts must "
-                "be >= 0 (metafor: 'One or more counts are negative')"
-            )
-        bad = data.index[v != np.round(v)]
-        if len(bad):
-            # metafor's escalc takes any non-negative number silently; here a fraction is
-            # taken for a data error (a rate or a proportion in a count column)
-            raise DataError(
-                f"count column {col!r} has non-integer values ({format_rows(bad)}, e.g. "
-                f"{v[v != np.round(v)][0]:g}); counts must be whole numbers of patients: check "
-                f"those rows, or round them with df[{col!r}].round() if they are reconstructed "
-                "counts"
-            )
-    for arm, (events, rest) in (("treated", (ai, bi)), ("control", (ci, di))):
-        total = values[cells.index(events)] + values[cells.index(rest)]
-        bad = data.index[total == 0]
-        if len(bad):
-            raise DataError(
-                f"the {arm} arm has no patients ({events!r} + {rest!r} = 0 in "
-                f"{format_rows(bad)}), so its risk is undefined; drop those rows"
-            )
-    yi, sei = MEASURES[measure](*values, add=add)
-    out = data.copy()
-    out["yi"], out["sei"] = yi, sei
-    return out
+    out = effect_sizes(data, MEASURES[measure], ai=ai, bi=bi, ci=ci, di=di, add=add)
+    return out.drop(columns="vi")

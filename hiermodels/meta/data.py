@@ -15,7 +15,7 @@ from hiermodels.data import (
     require_columns,
     require_finite,
 )
-from hiermodels.errors import DataError, format_rows
+from hiermodels.errors import DataError, SpecError, format_rows
 from hiermodels.numerics.heterogeneity import SE_RANGE, SE_RATIO
 
 __all__ = ["StudyData", "coefficient_names", "prepare_studies"]
@@ -66,17 +66,37 @@ def prepare_studies(
     df: pd.DataFrame,
     *,
     estimate: str,
-    se: str,
+    se: str | None = None,
     study: str | None = None,
     moderators: Sequence[str] = (),
+    vi: str | None = None,
 ) -> StudyData:
-    """Check and encode study-level data; the caller's frame is not modified."""
+    """Check and encode study-level data; the caller's frame is not modified.
+
+    The sampling error comes from ``se`` (standard errors) or ``vi`` (sampling variances,
+    whose square roots become the standard errors); exactly one must be given.
+    """
+    if (se is None) == (vi is None):
+        raise SpecError("give exactly one of se= and vi= (the column of the sampling error)")
     moderators = [moderators] if isinstance(moderators, str) else list(moderators)
-    columns = [estimate, se, *([study] if study else []), *moderators]
+    error_column = se if se is not None else vi
+    columns = [estimate, error_column, *([study] if study else []), *moderators]
     require_columns(df, columns)
     require_finite(df, columns)
     y = numeric_column(df, estimate, "estimate")
-    s = numeric_column(df, se, "standard error")
+    if vi is not None:
+        v = numeric_column(df, vi, "sampling variance")
+        bad = df.index[v <= 0]
+        if len(bad):
+            raise DataError(
+                f"column {vi!r} has {len(bad)} sampling variance(s) <= 0 ({format_rows(bad)}); "
+                "sampling variances must be positive (a study with vi = 0 would get infinite "
+                "weight): check those rows, or drop them"
+            )
+        s = np.sqrt(v)
+        se = vi
+    else:
+        s = numeric_column(df, se, "standard error")
     bad = df.index[s <= 0]
     if len(bad):
         raise DataError(
@@ -133,6 +153,6 @@ def prepare_studies(
         X=X,
         terms=(INTERCEPT, *names),
         estimate=estimate,
-        se_name=se,
+        se_name=se if vi is None else f"sqrt({vi})",
         study=study or "study",
     )

@@ -1,17 +1,24 @@
 """Results of a meta-analysis: summaries, heterogeneity, study effects, plots, leave-one-out.
 
+The classical tables (coefficients, moderator test, predictions, influence, cumulative,
+subgroups) are computed in :mod:`hiermodels.meta.inference`, :mod:`~hiermodels.meta.sensitivity`
+and :mod:`~hiermodels.meta.subgroups`; the methods here are their public entry points.
 No PyMC, ArviZ or matplotlib at import: an exact fit reports from its exact posterior, and
 the modules for draws and plots are imported when they are used.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+import hiermodels.meta.inference as inference
+import hiermodels.meta.sensitivity as sensitivity
+import hiermodels.meta.subgroups as subgroups
 from hiermodels.errors import SpecError
 from hiermodels.meta.data import StudyData, coefficient_names
 from hiermodels.meta.engines import EngineFit, exact_fit, exact_takes
@@ -48,12 +55,16 @@ class MetaAnalysisResult:
         The exact posterior (``method="exact"``); the summaries are then exact.
     model : pymc.Model or None
         The PyMC model (``method="mcmc"``).
+    frame : pandas.DataFrame or None
+        A copy of the study table, for the analyses that read other columns (subgroups,
+        cumulative order, categorical moderators in :meth:`predict`).
     """
 
     data: StudyData
     spec: MetaSpec
     tau_prior: Prior
     fit: EngineFit
+    frame: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def method(self) -> str:
@@ -84,17 +95,44 @@ class MetaAnalysisResult:
     def coefficient_names(self) -> list[str]:
         return coefficient_names(self.data)
 
-    def _draws(self, name: str) -> np.ndarray:
+    def draws(self, name: str) -> np.ndarray:
+        """The (chain, draw) array of the posterior draws of ``name`` (``mu``, ``tau``, ...)."""
         return np.asarray(self.idata["posterior"][name])
 
+    _draws = draws
+
     # -- summaries ------------------------------------------------------------------------
-    def summary(self, prob: float = 0.95) -> pd.DataFrame:
+    def summary(self, prob: float = 0.95, *, transform=None) -> pd.DataFrame:
         """Posterior of the coefficients (``mu``), ``tau`` and ``theta_new`` (a new study).
 
         Columns mean, sd, median, ci_low, ci_high (equal-tailed ``prob`` interval). With an
         exact posterior (``method="exact"``) the numbers are exact (numerical integration,
         not draws); otherwise they come from the draws, with ess_bulk, ess_tail and r_hat.
+
+        ``transform`` (metafor's ``transf=``: "exp" for log ratios, "tanh" for Fisher's z,
+        "expit" for logits, or an increasing function) back-transforms the location rows
+        (coefficients and ``theta_new``; ``tau`` is a scale and is left out): their median
+        and interval limits are transformed, which is exact for posterior quantiles; the
+        mean and sd are dropped, as the mean of exp(mu) is not exp of the mean.
+
+        Examples
+        --------
+        >>> import hiermodels as hm
+        >>> bcg = hm.effect_sizes(hm.datasets.load("bcg"), "RR", ai="tpos", bi="tneg",
+        ...                       ci="cpos", di="cneg")
+        >>> meta = hm.meta_analysis(bcg, estimate="yi", vi="vi", study="trial")
+        >>> rr = meta.summary(transform="exp")  # risk ratios
+        >>> bool(rr.loc["mu", "ci_high"] < 1)
+        True
         """
+        table = self._summary(inference.check_prob(prob))
+        f = inference.resolve_transform(transform)
+        if f is None:
+            return table
+        table = table.drop(index="tau")[["median", "ci_low", "ci_high"]]
+        return inference.transformed(table, f, ("median", "ci_low", "ci_high"))
+
+    def _summary(self, prob: float) -> pd.DataFrame:
         names = [*self.coefficient_names, "tau", "theta_new"]
         if self.exact is None:
             from hiermodels.results.draws import summarize_draws  # ArviZ, for ess and r_hat
@@ -114,79 +152,61 @@ class MetaAnalysisResult:
         table.attrs["prob"] = prob
         return table
 
-    def heterogeneity(self, prob: float = 0.95) -> pd.DataFrame:
-        """Pooled effect and heterogeneity by three methods, one row each.
+    def heterogeneity(
+        self,
+        methods: str | Sequence[str] = ("bayes", "REML", "DL"),
+        *,
+        test: str = "z",
+        prob: float = 0.95,
+        transform=None,
+    ) -> pd.DataFrame:
+        """Pooled effect and heterogeneity by several methods, one row each.
 
-        ``bayes`` (posterior means and sd, equal-tailed ``prob`` interval, tau2 = E[tau^2|y]),
-        ``REML`` and ``DL`` (DerSimonian & Laird 1986), as metafor's ``rma`` reports them:
-        mu, mu_se, ci_low, ci_high, tau2, tau, I2 (percent), H2, Q, Q_df, Q_pvalue and the
-        prediction interval pi_low, pi_high for a new study. With moderators, mu is the
-        intercept, Q the test of residual heterogeneity (QE), each moderator's coefficient
-        and standard error follow as ``{name}`` and ``{name}_se`` (posterior mean and sd for
-        ``bayes``), and ``R2`` is the percent of tau^2 the moderators account for,
-        ``max(0, 1 - tau2 / tau2_without_moderators)`` by the same method (metafor's R^2;
-        NaN for ``bayes``).
+        ``methods``: ``"bayes"`` (this fit's posterior) and any of metafor's tau^2 estimators
+        "EE", "DL", "HE", "HS", "SJ", "PM", "EB", "ML", "REML" (rows in the order given).
+        The classical rows are metafor's ``rma(yi, vi, method=, test=, level=)``: ``mu``,
+        ``mu_se``, ``ci_low``, ``ci_high`` (z, or Knapp-Hartung t under ``test="knha"``),
+        ``tau2``, ``tau``, ``tau2_se``, ``I2`` (percent), ``H2``, ``Q``, ``Q_df``,
+        ``Q_pvalue`` (Cochran's test, the same in every row) and the prediction interval
+        ``pi_low``, ``pi_high`` for a new study; ``tau2_ci_low``, ``tau2_ci_high`` are the
+        Q-profile interval (Viechtbauer 2007; metafor's ``confint``), ``I2_ci_*`` and
+        ``H2_ci_*`` follow from it (NaN for "EE").
+
+        The ``bayes`` row: posterior mean (``mu``), sd (``mu_se``) and equal-tailed ``prob``
+        interval of mu; ``tau2`` = E[tau^2 | y] and ``I2``, ``H2`` at it (so that
+        I2 = 100 tau2 / (tau2 + s^2) in every row, s^2 metafor's typical within-study
+        variance); ``tau2_ci_*``, ``I2_ci_*``, ``H2_ci_*`` the equal-tailed posterior
+        intervals of tau^2, I^2 and H^2 computed per draw (exact quantiles with the exact
+        engine); ``pi_*`` the interval of theta_new.
+
+        With moderators, ``mu`` is the intercept, Q the test of residual heterogeneity (QE),
+        each moderator's coefficient and standard error follow as ``{name}`` and ``{name}_se``
+        (see :meth:`coefficients` for the full table), ``R2`` is the percent of tau^2 the
+        moderators account for, ``max(0, 1 - tau2 / tau2_without_moderators)`` by the same
+        method (metafor's R^2; NaN for ``bayes`` and "EE"), and the classical prediction
+        interval is NaN (see :meth:`predict`).
+
+        ``transform`` back-transforms ``mu`` and the ci/pi limits (metafor's ``transf=``) and
+        drops ``mu_se``; the ``bayes`` row's ``mu`` is then the transformed posterior median.
+
+        Examples
+        --------
+        >>> import hiermodels as hm
+        >>> bcg = hm.effect_sizes(hm.datasets.load("bcg"), "RR", ai="tpos", bi="tneg",
+        ...                       ci="cpos", di="cneg")
+        >>> meta = hm.meta_analysis(bcg, estimate="yi", vi="vi", study="trial")
+        >>> table = meta.heterogeneity(["REML", "DL", "PM"])
+        >>> round(float(table.loc["DL", "tau2"]), 4)  # metafor: rma(yi, vi, method="DL")
+        0.3088
         """
-        d = self.data
-        X = d.X if d.has_moderators else None
-        moderators = self.coefficient_names[1:]
-        rows = {}
-        fits = (het.reml(d.y, d.se, X, level=prob), het.dersimonian_laird(d.y, d.se, X, prob))
-        for fit in fits:
-            extra = {}
-            for k, name in enumerate(moderators, start=1):
-                extra[name], extra[f"{name}_se"] = fit.beta[k], fit.beta_se[k]
-            if moderators:
-                plain = (het.reml if fit.method == "REML" else het.dersimonian_laird)(d.y, d.se)
-                extra["R2"] = 100 * max(0.0, 1 - fit.tau2 / plain.tau2) if plain.tau2 > 0 else 0.0
-            rows[fit.method] = {
-                "mu": fit.beta[0],
-                "mu_se": fit.beta_se[0],
-                "ci_low": fit.ci_low[0],
-                "ci_high": fit.ci_high[0],
-                "tau2": fit.tau2,
-                "tau": fit.tau,
-                "I2": fit.I2,
-                "H2": fit.H2,
-                "Q": fit.Q,
-                "Q_df": fit.Q_df,
-                "Q_pvalue": fit.Q_pvalue,
-                "pi_low": fit.pi_low,
-                "pi_high": fit.pi_high,
-                **extra,
-            }
-        summary = self.summary(prob)
-        mu = summary.loc[self.coefficient_names[0]]
-        tau2 = (
-            float(np.mean(self._draws("tau") ** 2))
-            if self.exact is None
-            else summary.loc["tau", "mean"] ** 2 + summary.loc["tau", "sd"] ** 2
-        )
-        I2, H2 = het.i2_h2(tau2, d.se, X)
-        rows = {
-            "bayes": {
-                **rows["REML"],
-                "mu": mu["mean"],
-                "mu_se": mu["sd"],
-                "ci_low": mu["ci_low"],
-                "ci_high": mu["ci_high"],
-                "tau2": tau2,
-                "tau": summary.loc["tau", "mean"],
-                "I2": I2,
-                "H2": H2,
-                "pi_low": summary.loc["theta_new", "ci_low"],
-                "pi_high": summary.loc["theta_new", "ci_high"],
-                **{name: summary.loc[name, "mean"] for name in moderators},
-                **{f"{name}_se": summary.loc[name, "sd"] for name in moderators},
-                **({"R2": np.nan} if moderators else {}),
-            },
-            **rows,
-        }
-        table = pd.DataFrame(rows).T
-        table.index.name = "method"
-        return table.astype(float).astype({"Q_df": int})
+        if isinstance(methods, (int, float)) and not isinstance(methods, bool):
+            raise SpecError(
+                f"heterogeneity's first argument is methods; for the interval level write "
+                f"prob={methods!r}"
+            )
+        return inference.heterogeneity_table(self, methods, test, prob, transform)
 
-    def study_effects(self, prob: float = 0.95) -> pd.DataFrame:
+    def study_effects(self, prob: float = 0.95, *, transform=None) -> pd.DataFrame:
         """Per study: observed estimate and se, shrunken effect theta, and how far it moved.
 
         Columns ``study``, ``estimate``, ``se``, ``mean``, ``sd``, ``ci_low``, ``ci_high``
@@ -194,12 +214,21 @@ class MetaAnalysisResult:
         ``shrinkage`` (fraction of the way from the estimate to the population mean, see
         :func:`hiermodels.numerics.pooling.shrinkage`) and ``weight`` (percent weight of the
         study in the REML pooled estimate, as metafor reports it).
+
+        ``transform`` back-transforms ``estimate``, the posterior ``median`` (added) and the
+        interval limits, and drops ``se``, ``mean`` and ``sd`` (see :meth:`summary`).
         """
+        table = self._study_effects(inference.check_prob(prob))
+        f = inference.resolve_transform(transform)
+        columns = ("estimate", "median", "ci_low", "ci_high")
+        return inference.transformed(table, f, columns, drop=("se", "mean", "sd"))
+
+    def _study_effects(self, prob: float) -> pd.DataFrame:
         d = self.data
         if self.exact is not None:
             # exact mixtures over tau, not draws (Monte Carlo error free)
             theta = self.exact.theta_summary(prob)
-            cols = {k: theta[k] for k in ("mean", "sd", "lower", "upper")}
+            cols = {k: theta[k] for k in ("mean", "sd", "median", "lower", "upper")}
             pooling = theta["shrinkage"]
             beta_mean = self.exact.beta_moments()["mean"]
         else:
@@ -209,6 +238,7 @@ class MetaAnalysisResult:
             cols = {
                 "mean": draws.mean(axis=0),
                 "sd": draws.std(axis=0, ddof=1),
+                "median": np.median(draws, axis=0),
                 "lower": np.quantile(draws, tail, axis=0),
                 "upper": np.quantile(draws, 1 - tail, axis=0),
             }
@@ -225,10 +255,143 @@ class MetaAnalysisResult:
                 "sd": cols["sd"],
                 "ci_low": cols["lower"],
                 "ci_high": cols["upper"],
+                "median": cols["median"],
                 "pooling_factor": pooling,
                 "shrinkage": shrinkage(d.y, cols["mean"], d.X @ beta_mean),
                 "weight": 100 * w / w.sum(),
             }
+        )
+
+    # -- meta-regression --------------------------------------------------------------------
+    def coefficients(
+        self, method: str = "REML", *, test: str = "z", prob: float = 0.95
+    ) -> pd.DataFrame:
+        """The coefficient table (``mu``, or ``Intercept`` and each moderator), one row each.
+
+        A classical ``method`` (a tau^2 estimator: "REML", "DL", ...) gives metafor's
+        ``rma(yi, vi, mods, method=, test=)`` table: ``estimate``, ``se``, ``stat`` (z, or t
+        with k - p df under ``test="knha"``), ``pvalue``, ``ci_low``, ``ci_high``.
+        ``method="bayes"`` gives the posterior: ``estimate`` (mean), ``se`` (sd), the
+        equal-tailed ``prob`` interval and the posterior probabilities of the sign,
+        ``prob_positive`` = P(beta > 0 | y) and ``prob_negative`` (exact with the exact engine).
+
+        Examples
+        --------
+        >>> import hiermodels as hm
+        >>> bcg = hm.effect_sizes(hm.datasets.load("bcg"), "RR", ai="tpos", bi="tneg",
+        ...                       ci="cpos", di="cneg")
+        >>> meta = hm.meta_analysis(bcg, estimate="yi", vi="vi", moderators="ablat")
+        >>> round(float(meta.coefficients().loc["ablat", "estimate"]), 4)  # metafor
+        -0.0291
+        """
+        return inference.coefficient_table(self, method, test, prob)
+
+    def moderator_test(self, method: str = "REML", *, test: str = "z") -> pd.Series:
+        """Omnibus test that all moderator coefficients are 0 (metafor's QM) and the test of
+        residual heterogeneity (QE).
+
+        ``QM``, ``df``, ``pvalue`` (chi^2 test); under ``test="knha"`` QM is metafor's F
+        statistic with ``df1``, ``df2`` (= m, k - p). Then ``QE``, ``QE_df``, ``QE_pvalue``.
+        :class:`~hiermodels.errors.SpecError` without moderators.
+        """
+        inference.check_method(method, bayes=False)
+        inference.check_test(test)
+        return inference.moderator_test(self, method, test)
+
+    def predict(
+        self,
+        new_moderators: pd.DataFrame | None = None,
+        *,
+        method: str = "REML",
+        test: str = "z",
+        prob: float = 0.95,
+        transform=None,
+    ) -> pd.DataFrame:
+        """The average effect, and the effect in a new study, at given moderator values.
+
+        ``new_moderators`` is a DataFrame (or dict) with one column per moderator (categories
+        as in the data); None gives the pooled effect (no moderators) or each study's fitted
+        value. A classical ``method`` gives metafor's ``predict(res, newmods=)``: ``mean``,
+        ``se``, the confidence interval ``ci_low``, ``ci_high`` of the average effect and the
+        prediction interval ``pi_low``, ``pi_high`` (z or t, sqrt(se^2 + tau^2)).
+        ``method="bayes"``: posterior ``mean``, ``sd``, ``median`` and interval of x' beta,
+        and the predictive interval of theta_new ~ Normal(x' beta, tau) in ``pi_*`` (exact
+        mixtures with the exact engine, draws otherwise). ``transform`` back-transforms the
+        location and the limits and drops the scale columns (see :meth:`summary`).
+
+        Examples
+        --------
+        >>> import pandas as pd, hiermodels as hm
+        >>> bcg = hm.effect_sizes(hm.datasets.load("bcg"), "RR", ai="tpos", bi="tneg",
+        ...                       ci="cpos", di="cneg")
+        >>> meta = hm.meta_analysis(bcg, estimate="yi", vi="vi", moderators="ablat")
+        >>> pred = meta.predict(pd.DataFrame({"ablat": [10, 50]}))
+        >>> [round(float(x), 4) for x in pred["mean"]]  # metafor: predict(res, newmods=c(10, 50))
+        [-0.0395, -1.2036]
+        """
+        return inference.prediction_table(self, new_moderators, method, test, prob, transform)
+
+    # -- posterior probabilities --------------------------------------------------------------
+    def probability(self, statement: str) -> float:
+        """Posterior probability of ``"<name> <op> <number>"``, e.g. ``meta.probability("mu < 0")``.
+
+        ``name`` is ``mu`` (the intercept of a meta-regression), ``theta_new`` (the effect in a
+        new study), ``tau`` or a coefficient name; ``op`` one of ``<``, ``<=``, ``>``, ``>=``.
+        Exact with the exact engine (mixture CDFs over the tau grid), the fraction of draws
+        otherwise.
+
+        Examples
+        --------
+        >>> import hiermodels as hm
+        >>> bcg = hm.effect_sizes(hm.datasets.load("bcg"), "RR", ai="tpos", bi="tneg",
+        ...                       ci="cpos", di="cneg")
+        >>> meta = hm.meta_analysis(bcg, estimate="yi", vi="vi")
+        >>> meta.probability("mu < 0") > 0.99
+        True
+        """
+        return inference.probability(self, statement)
+
+    def prob_above(self, x: float, *, of: str = "mu") -> float:
+        """Posterior probability that ``of`` (mu, theta_new, tau or a coefficient) exceeds ``x``."""
+        if isinstance(x, bool) or not isinstance(x, (int, float, np.number)):
+            raise SpecError(f"x must be a number, got {x!r}")
+        if not isinstance(of, str):
+            raise SpecError(f"of must name a quantity (e.g. 'mu'), got {of!r}")
+        return inference.probability(self, f"{of} > {float(x)!r}")
+
+    # -- subgroups ------------------------------------------------------------------------
+    def subgroup_analysis(
+        self,
+        column: str | None = None,
+        *,
+        common_tau: bool = False,
+        method: str = "REML",
+        test: str = "z",
+        prob: float = 0.95,
+    ) -> subgroups.SubgroupAnalysis:
+        """Split the studies by the levels of ``column`` (default the ``subgroup=`` column of
+        :func:`~hiermodels.meta_analysis`).
+
+        Returns a :class:`~hiermodels.meta.subgroups.SubgroupAnalysis`: ``.estimates()`` per
+        level (k, mu, mu_se, CI, tau2, Q, I2, and with the exact engine a Bayesian summary from
+        a separate exact fit per level) and ``.test()`` (the between-subgroup Q of the
+        per-level estimates, and metafor's QM for ``mods = ~ factor(column)``). Moderators of
+        this fit are not used: each subgroup is intercept-only.
+
+        Examples
+        --------
+        >>> import hiermodels as hm
+        >>> bcg = hm.effect_sizes(hm.datasets.load("bcg"), "RR", ai="tpos", bi="tneg",
+        ...                       ci="cpos", di="cneg")
+        >>> meta = hm.meta_analysis(bcg, estimate="yi", vi="vi", study="trial")
+        >>> sub = meta.subgroup_analysis("alloc")
+        >>> list(sub.estimates().index)
+        ['alternate', 'random', 'systematic']
+        >>> round(float(sub.test().loc["QM", "Q"]), 4)  # metafor, mods = ~ factor(alloc)
+        1.7675
+        """
+        return subgroups.subgroup_analysis(
+            self, column, common_tau=common_tau, method=method, test=test, prob=prob
         )
 
     # -- sensitivity ----------------------------------------------------------------------
@@ -285,6 +448,29 @@ class MetaAnalysisResult:
             )
         return pd.DataFrame(rows)
 
+    def influence(self, method: str = "REML", *, test: str = "z") -> pd.DataFrame:
+        """Case-deletion diagnostics per study, as metafor's ``influence(rma(...))``.
+
+        ``study``, ``rstudent`` (externally standardized residual), ``dffits``, ``cook_d``,
+        ``cov_r``, ``tau2_del`` and ``QE_del`` (without the study), ``hat``, ``weight``
+        (percent), ``dfbetas_{coefficient}`` and ``is_influential`` (metafor's flag). Each
+        study is left out and the model (moderators included) refitted with ``method``.
+        """
+        return sensitivity.influence_table(self, method, test)
+
+    def cumulative(
+        self, order=None, *, method: str = "REML", test: str = "z", prob: float = 0.95
+    ) -> pd.DataFrame:
+        """Cumulative meta-analysis (metafor's ``cumul``): studies added one at a time.
+
+        ``order`` names a column of the data (e.g. ``"year"``) or gives one sort key per
+        study; ties keep the data's order. Per step: ``study`` (the one added), the order
+        column, ``k``, ``mu``, ``mu_se``, ``pvalue``, ``ci_low``, ``ci_high``, ``Q``,
+        ``Q_pvalue``, ``tau2``, ``I2``, ``H2`` of the intercept-only model on the studies so
+        far (moderators are not used).
+        """
+        return sensitivity.cumulative_table(self, order, method, test, prob)
+
     # -- plots ----------------------------------------------------------------------------
     def plot_forest(self, path=None, *, prob: float = 0.95, ax=None):
         """Forest plot: observed and shrunken estimates per study, pooled effect, prediction
@@ -299,6 +485,21 @@ class MetaAnalysisResult:
         from hiermodels.plots import funnel
 
         return funnel(self, path=path, ax=ax)
+
+    def plot_cumulative(
+        self, path=None, *, order=None, method: str = "REML", prob: float = 0.95, ax=None
+    ):
+        """Cumulative forest plot of :meth:`cumulative`. Saves to ``path`` if given; returns
+        the matplotlib Figure."""
+        from hiermodels.plots import cumulative_forest
+
+        table = self.cumulative(order, method=method, prob=prob)
+        return cumulative_forest(
+            table,
+            path=path,
+            ax=ax,
+            xlabel=f"{self.data.estimate} ({method}, {round(100 * prob)}% CI)",
+        )
 
     def __repr__(self) -> str:
         d = self.data

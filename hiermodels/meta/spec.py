@@ -28,7 +28,10 @@ def default_tau_scale(se: np.ndarray) -> float:
 class MetaSpec:
     """A random-effects meta-analysis as asked for: columns, priors, engine and sampling.
 
-    ``method`` names an engine of :data:`hiermodels.meta.api.ENGINES`; ``hyperprior`` is a
+    The sampling error is given by exactly one of ``se`` (a column of standard errors) and
+    ``vi`` (a column of sampling variances, metafor's ``vi``). ``subgroup`` optionally names
+    the column :meth:`~hiermodels.meta.result.MetaAnalysisResult.subgroup_analysis` uses by
+    default. ``method`` names an engine of :data:`hiermodels.meta.api.ENGINES`; ``hyperprior`` is a
     preset name (scaled by the data, see :meth:`tau_prior`) or a prior object; ``mu_prior``
     None is flat. ``sampling`` is used by the engines that sample (and seeds the exact draws).
     Build one with :meth:`from_user`, which checks and normalizes the arguments.
@@ -41,7 +44,7 @@ class MetaSpec:
     """
 
     estimate: str
-    se: str
+    se: str | None = None
     study: str | None = None
     moderators: tuple[str, ...] = ()
     mu_prior: Prior | None = None
@@ -49,13 +52,16 @@ class MetaSpec:
     method: str = "exact"
     parameterization: str = "noncentered"
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
+    vi: str | None = None
+    subgroup: str | None = None
 
     @classmethod
     def from_user(
         cls,
         *,
         estimate: str,
-        se: str,
+        se: str | None = None,
+        vi: str | None = None,
         study: str | None = None,
         moderators: str | Sequence[str] = (),
         mu_prior: Prior | None = None,
@@ -63,8 +69,18 @@ class MetaSpec:
         method: str = "exact",
         parameterization: str = "noncentered",
         sampling: SamplingOptions | None = None,
+        subgroup: str | None = None,
     ) -> MetaSpec:
         """Check the options (not the data) and normalize them into a spec."""
+        if (se is None) == (vi is None):
+            given = "both" if se is not None else "neither"
+            raise SpecError(
+                f"give exactly one of se= (a column of standard errors) and vi= (a column of "
+                f"sampling variances, as metafor's escalc writes it); got {given}"
+            )
+        for name, value in (("se", se), ("vi", vi), ("subgroup", subgroup)):
+            if value is not None and not isinstance(value, str):
+                raise SpecError(f"{name} must name a column (a string), got {value!r}")
         if mu_prior is not None and not isinstance(mu_prior, Prior):
             raise SpecError(f"mu_prior must be None (flat) or a prior object, got {mu_prior!r}")
         if not isinstance(hyperprior, Prior) and hyperprior not in PRESETS:
@@ -86,6 +102,8 @@ class MetaSpec:
             method=method,
             parameterization=parameterization,
             sampling=sampling if sampling is not None else SamplingOptions(),
+            vi=vi,
+            subgroup=subgroup,
         )
 
     def tau_prior(self, se: np.ndarray) -> Prior:

@@ -514,6 +514,94 @@ class ExactPosterior:
         density = np.exp(-0.5 * ((y_new - mean_t) / sd) ** 2) / sd
         return float(np.log(self._expect(density)) - 0.5 * math.log(2 * math.pi))
 
+    # -- probabilities and linear combinations -------------------------------------------
+
+    def expect_tau(self, fun, growth=0.0):
+        """E[fun(tau) | y] for a vectorised ``fun`` that grows at most like tau^growth.
+
+        Integrated over the same grid (and closed-form tails) as the other moments, e.g.
+        ``expect_tau(lambda t: t**2, growth=2)`` is E[tau^2 | y].
+
+        Examples
+        --------
+        >>> post = exact_posterior([0.0, 1.0, 3.0], [1.0, 1.0, 1.0],
+        ...                        tau_logprior=lambda t: -0.5 * t**2)
+        >>> m = post.tau_summary()
+        >>> bool(abs(post.expect_tau(lambda t: t) - m["mean"]) < 1e-12)
+        True
+        """
+        return float(self._expect(np.asarray(fun(self._tau), dtype=float), growth))
+
+    @staticmethod
+    def _mixture_cdf(weights, means, sds, x):
+        """sum_g weights[g] Phi((x - means[g]) / sds[g]) for every x."""
+        x = np.asarray(x, dtype=float)
+        z = (x.reshape(1, -1) - means[:, None]) / np.maximum(sds, 1e-300)[:, None]
+        out = weights @ special.ndtr(z)
+        return float(out[0]) if x.ndim == 0 else out.reshape(x.shape)
+
+    def cdf_beta(self, x, index=0):
+        """Posterior probability that coefficient ``index`` is <= x (a normal mixture over
+        tau, so exact up to the integration over tau).
+
+        Examples
+        --------
+        >>> post = exact_posterior([0.1, 0.3, 0.2, 0.5], [0.1, 0.2, 0.15, 0.2],
+        ...                        tau_logprior=lambda t: -0.5 * (t / 0.5) ** 2)
+        >>> round(post.cdf_beta(post.quantile_beta(0.3)), 9)
+        0.3
+        """
+        sd = np.sqrt(self._bcov[:, index, index])
+        return self._mixture_cdf(self._mix_w, self._bmean[:, index], sd, x)
+
+    def _linear_given_tau(self, x):
+        x = self._x_new(x)
+        return self._bmean @ x, np.einsum("i,gij,j->g", x, self._bcov, x)
+
+    def cdf_predictive(self, t, x_new=None):
+        """Posterior predictive probability that theta_new <= t (the effect in a new study
+        with covariates ``x_new``, default the column means of X).
+
+        Examples
+        --------
+        >>> post = exact_posterior([0.0, 2.0, 1.0], [1.0, 1.0, 1.0],
+        ...                        tau_logprior=lambda t: -0.5 * t**2)
+        >>> round(post.cdf_predictive(post.predictive_summary()["median"]), 9)
+        0.5
+        """
+        mean_t, var_t = self._predictive_given_tau(x_new)
+        return self._mixture_cdf(self._mix_w, mean_t, np.sqrt(var_t), t)
+
+    def linear_summary(self, x, prob=0.95):
+        """Posterior mean, sd, median and equal-tailed ``prob`` interval of x' beta, the
+        average effect at covariates ``x`` (one entry per column of X).
+
+        Examples
+        --------
+        >>> post = exact_posterior([0.1, 0.3, 0.2, 0.5], [0.1, 0.2, 0.15, 0.2],
+        ...                        tau_logprior=lambda t: -0.5 * (t / 0.5) ** 2)
+        >>> s = post.linear_summary([1.0])
+        >>> bool(abs(s["mean"] - post.beta_summary()["mean"][0]) < 1e-12)
+        True
+        """
+        mean_t, var_t = self._linear_given_tau(x)
+        mean = float(self._expect(mean_t))
+        growth = 2.0 if (self._model.prec0 == 0).any() else 0.0
+        sd = math.sqrt(self._expect(var_t + (mean_t - mean) ** 2, growth))
+        qs = _mixture_quantile(
+            self._mix_w,
+            mean_t[:, None],
+            np.sqrt(var_t)[:, None],
+            [(1 - prob) / 2, 0.5, (1 + prob) / 2],
+        )[:, 0]
+        return {
+            "mean": mean,
+            "sd": sd,
+            "median": float(qs[1]),
+            "lower": float(qs[0]),
+            "upper": float(qs[2]),
+        }
+
     # -- draws ----------------------------------------------------------------------------
 
     def draw(self, n, rng=None, *, x_new=None):

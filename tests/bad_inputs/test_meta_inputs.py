@@ -1,4 +1,5 @@
-"""Bad input to meta_analysis and effect_sizes_2x2: each row names the error and its words."""
+"""Bad input to meta_analysis, effect_sizes, effect_sizes_2x2 and the result's tables: each row
+names the error and its words."""
 
 from collections import namedtuple
 
@@ -45,6 +46,31 @@ def meta(**kwargs):
 
 def es(**kwargs):
     return lambda df: hm.effect_sizes_2x2(df, ai="ai", bi="bi", ci="ci", di="di", **kwargs)
+
+
+def groups(**changes):
+    """Four two-arm studies with means, SDs and sizes under metafor's names."""
+    df = pd.DataFrame(
+        {
+            "m1i": [55.0, 27.0, 64.0, 66.0],
+            "sd1i": [47.0, 7.0, 17.0, 20.0],
+            "n1i": [155, 31, 75, 18],
+            "m2i": [75.0, 29.0, 119.0, 137.0],
+            "sd2i": [64.0, 4.0, 29.0, 48.0],
+            "n2i": [156, 32, 71, 18],
+        }
+    )
+    return df.assign(**changes)
+
+
+def smd(**kwargs):
+    cols = {c: c for c in ("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i")}
+    return lambda df: hm.effect_sizes(df, "SMD", **{**cols, **kwargs})
+
+
+def fitted(call, **kwargs):
+    """``call(result)`` on the exact fit of the studies (the data are fine; the call is not)."""
+    return lambda df: call(hm.meta_analysis(df, estimate="y", se="se", study="study", **kwargs))
 
 
 CASES = [
@@ -271,6 +297,247 @@ CASES = [
         lambda df: hm.effect_sizes_2x2(df, ai="a", bi="bi", ci="ci", di="di"),
         hm.DataError,
         ("'a'",),
+    ),
+    # -- effect_sizes (metafor's escalc on columns) -------------------------------------------
+    Case(
+        "es_unknown_measure",
+        lambda: groups(),
+        lambda df: hm.effect_sizes(df, "LOGRR", m1i="m1i"),
+        hm.SpecError,
+        ("'LOGRR'", "SMD", "RR", "PETO"),
+    ),
+    Case(
+        "es_measure_lacks_a_column",
+        lambda: groups(),
+        lambda df: hm.effect_sizes(df, "SMD", m1i="m1i", sd1i="sd1i", n1i="n1i", m2i="m2i"),
+        hm.SpecError,
+        ("'SMD'", "sd2i", "n2i", "needs"),
+    ),
+    Case(
+        "es_argument_of_another_measure",
+        lambda: tables(),
+        lambda df: hm.effect_sizes(df, "RR", ai="ai", bi="bi", ci="ci", di="di", ri="ai"),
+        hm.SpecError,
+        ("'RR'", "takes no ri"),
+    ),
+    Case(
+        "es_argument_not_a_column_name",
+        lambda: groups(),
+        smd(m1i=55.0),
+        hm.SpecError,
+        ("m1i", "names a column"),
+    ),
+    Case(
+        "es_column_missing",
+        lambda: groups(),
+        smd(sd2i="sd_2"),
+        hm.DataError,
+        ("'sd_2'", "available columns"),
+    ),
+    Case(
+        "es_value_missing",
+        lambda: groups(m2i=[75.0, np.nan, 119.0, 137.0]),
+        smd(),
+        hm.DataError,
+        ("'m2i'", "row 1", "dropna"),
+    ),
+    Case(
+        "es_sd_zero",
+        lambda: groups(sd1i=[47.0, 7.0, 0.0, 20.0]),
+        smd(),
+        hm.DataError,
+        ("'sd1i'", "row 2", "positive"),
+    ),
+    Case(
+        "es_group_size_zero",
+        lambda: groups(n2i=[156, 0, 71, 18]),
+        smd(),
+        hm.DataError,
+        ("'n2i'", "row 1", "<= 0"),
+    ),
+    Case(
+        "es_count_negative",
+        lambda: tables(ai=[4, -6, 3, 10]),
+        lambda df: hm.effect_sizes(df, "OR", ai="ai", bi="bi", ci="ci", di="di"),
+        hm.DataError,
+        ("'ai'", "row 1", "negative"),
+    ),
+    Case(
+        "es_count_not_integer",
+        lambda: tables(ci=[11, 29.5, 11, 20]),
+        lambda df: hm.effect_sizes(df, "RR", ai="ai", bi="bi", ci="ci", di="di"),
+        hm.DataError,
+        ("'ci'", "row 1", "non-integer", "round"),
+    ),
+    Case(
+        "es_events_above_group_size",
+        lambda: pd.DataFrame({"a": [4, 60, 3], "n1": [123, 50, 231], "c": [11, 29, 11]}),
+        lambda df: hm.effect_sizes(df, "RR", ai="a", n1i="n1", ci="c", n2i="n1"),
+        hm.DataError,
+        ("'a'", "'n1'", "row 1", "more events"),
+    ),
+    Case(
+        "es_correlation_outside",
+        lambda: pd.DataFrame({"r": [1.2, 0.3, 0.1, -1.0], "n": [50, 60, 70, 80]}),
+        lambda df: hm.effect_sizes(df, "ZCOR", ri="r", ni="n"),
+        hm.DataError,
+        ("'r'", "rows 0, 3", "(-1, 1)"),
+    ),
+    Case(
+        "es_correlation_sample_too_small",
+        lambda: pd.DataFrame({"r": [0.2, 0.3], "n": [50, 3]}),
+        lambda df: hm.effect_sizes(df, "COR", ri="r", ni="n"),
+        hm.DataError,
+        ("'n'", "row 1", "n > 3"),
+    ),
+    Case(
+        "es_person_time_zero",
+        lambda: pd.DataFrame({"x": [3, 4], "t": [100.0, 0.0]}),
+        lambda df: hm.effect_sizes(df, "IRLN", xi="x", ti="t"),
+        hm.DataError,
+        ("'t'", "row 1", "person-times"),
+    ),
+    Case(
+        "es_unknown_to",
+        lambda: tables(),
+        lambda df: hm.effect_sizes(df, "RR", ai="ai", bi="bi", ci="ci", di="di", to="zeros"),
+        hm.SpecError,
+        ("'zeros'", "only0", "if0all"),
+    ),
+    # -- vi instead of se --------------------------------------------------------------------
+    Case(
+        "vi_zero_or_negative",
+        lambda: studies(vi=[0.04, 0.0, 0.09, -0.01, 0.01, 0.04]),
+        lambda df: hm.meta_analysis(df, estimate="y", vi="vi"),
+        hm.DataError,
+        ("'vi'", "rows 1, 3", "positive"),
+    ),
+    Case(
+        "se_and_vi_both",
+        lambda: studies(vi=[0.04, 0.02, 0.09, 0.06, 0.01, 0.04]),
+        lambda df: hm.meta_analysis(df, estimate="y", se="se", vi="vi"),
+        hm.SpecError,
+        ("exactly one", "se=", "vi="),
+    ),
+    # -- the result's tables -----------------------------------------------------------------
+    Case(
+        "heterogeneity_unknown_method",
+        lambda: studies(),
+        fitted(lambda m: m.heterogeneity(["REML", "FE"])),
+        hm.SpecError,
+        ("'FE'", "bayes", "REML", "PM"),
+    ),
+    Case(
+        "heterogeneity_unknown_test",
+        lambda: studies(),
+        fitted(lambda m: m.heterogeneity(test="t")),
+        hm.SpecError,
+        ("'t'", "'knha'"),
+    ),
+    Case(
+        "heterogeneity_prob_outside",
+        lambda: studies(),
+        fitted(lambda m: m.heterogeneity(prob=95)),
+        hm.SpecError,
+        ("prob", "between 0 and 1"),
+    ),
+    Case(
+        "unknown_transform",
+        lambda: studies(),
+        fitted(lambda m: m.summary(transform="log")),
+        hm.SpecError,
+        ("'log'", "exp", "tanh", "expit"),
+    ),
+    Case(
+        "coefficients_unknown_method",
+        lambda: studies(),
+        fitted(lambda m: m.coefficients("GLS")),
+        hm.SpecError,
+        ("'GLS'", "bayes", "REML"),
+    ),
+    Case(
+        "moderator_test_without_moderators",
+        lambda: studies(),
+        fitted(lambda m: m.moderator_test()),
+        hm.SpecError,
+        ("no moderators",),
+    ),
+    Case(
+        "moderator_test_bayes",
+        lambda: studies(),
+        fitted(lambda m: m.moderator_test("bayes"), moderators="year"),
+        hm.SpecError,
+        ("'bayes'", "REML"),
+    ),
+    Case(
+        "predict_moderator_column_missing",
+        lambda: studies(),
+        fitted(lambda m: m.predict(pd.DataFrame({"yr": [2005]})), moderators="year"),
+        hm.DataError,
+        ("'year'", "available columns"),
+    ),
+    Case(
+        "predict_unknown_level",
+        lambda: studies(design=["a", "b", "a", "b", "a", "b"]),
+        fitted(lambda m: m.predict(pd.DataFrame({"design": ["c"]})), moderators="design"),
+        hm.DataError,
+        ("'design'", "['c']", "['a', 'b']"),
+    ),
+    Case(
+        "predict_moderators_of_a_model_without",
+        lambda: studies(),
+        fitted(lambda m: m.predict(pd.DataFrame({"year": [2005]}))),
+        hm.SpecError,
+        ("no moderators", "pooled effect"),
+    ),
+    Case(
+        "probability_malformed",
+        lambda: studies(),
+        fitted(lambda m: m.probability("mu is negative")),
+        hm.SpecError,
+        ("'mu is negative'", "<name> <op> <number>", "theta_new"),
+    ),
+    Case(
+        "probability_unknown_name",
+        lambda: studies(),
+        fitted(lambda m: m.probability("sigma > 0")),
+        hm.SpecError,
+        ("'sigma'", "mu", "tau", "theta_new"),
+    ),
+    Case(
+        "probability_not_a_number",
+        lambda: studies(),
+        fitted(lambda m: m.probability("mu < zero")),
+        hm.SpecError,
+        ("'zero'", "not a number"),
+    ),
+    Case(
+        "subgroup_column_missing",
+        lambda: studies(),
+        fitted(lambda m: m.subgroup_analysis("region")),
+        hm.DataError,
+        ("'region'", "available columns"),
+    ),
+    Case(
+        "subgroup_level_missing",
+        lambda: studies(design=["a", None, "a", "b", "a", "b"]),
+        fitted(lambda m: m.subgroup_analysis("design")),
+        hm.DataError,
+        ("'design'", "row 1", "missing"),
+    ),
+    Case(
+        "cumulative_order_column_missing",
+        lambda: studies(),
+        fitted(lambda m: m.cumulative("date")),
+        hm.DataError,
+        ("'date'", "available columns"),
+    ),
+    Case(
+        "influence_unknown_method",
+        lambda: studies(),
+        fitted(lambda m: m.influence("bayes")),
+        hm.SpecError,
+        ("'bayes'", "REML", "DL"),
     ),
 ]
 
