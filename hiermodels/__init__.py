@@ -39,8 +39,10 @@ _SUBMODULES = ("datasets", "families", "formula", "priors")
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from hiermodels import datasets, families, formula, priors  # noqa: F401
+    from hiermodels.comparison import compare
     from hiermodels.files import load
     from hiermodels.meta.api import effect_sizes_2x2, meta_analysis
+    from hiermodels.meta.effect_sizes import effect_sizes
     from hiermodels.meta.result import MetaAnalysisResult
     from hiermodels.models import HierarchicalModel, fit_hierarchical
     from hiermodels.pooling.api import compare_pooling
