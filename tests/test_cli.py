@@ -199,3 +199,20 @@ def test_new_options_refuse_bad_values_with_one_line(argv, words, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_meta_save_round_trip(tmp_path, capsys):
+    import pandas as pd
+
+    import hiermodels as hm
+
+    path = tmp_path / "schools.csv"
+    hm.datasets.load("eight_schools").to_csv(path, index=False)
+    saved = tmp_path / "schools.nc"
+    args = ["meta", str(path), "--estimate", "y", "--se", "sigma", "--study", "school"]
+    assert main([*args, "--save", str(saved)]) == 0, capsys.readouterr().err
+    back = hm.load(saved)
+    fresh = hm.meta_analysis(
+        hm.datasets.load("eight_schools"), estimate="y", se="sigma", study="school"
+    )
+    pd.testing.assert_frame_equal(back.heterogeneity(), fresh.heterogeneity())

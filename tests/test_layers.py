@@ -80,6 +80,7 @@ FLOW = [
     "meta.inference",
     "meta.sensitivity",
     "meta.subgroups",
+    "meta.fitfile",
     "meta.result",
     # entry points
     "meta.api",

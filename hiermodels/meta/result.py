@@ -501,6 +501,14 @@ class MetaAnalysisResult:
             xlabel=f"{self.data.estimate} ({method}, {round(100 * prob)}% CI)",
         )
 
+    def save(self, path):
+        """Write the draws, the study table, the spec and the priors to a netCDF file
+        (:mod:`hiermodels.meta.fitfile`); :func:`hiermodels.load` reads it back with every
+        table identical. Returns the path."""
+        from hiermodels.meta import fitfile
+
+        return fitfile.save(self, path)
+
     def __repr__(self) -> str:
         d = self.data
         mods = f" + moderators {list(d.terms[1:])}" if d.has_moderators else ""
