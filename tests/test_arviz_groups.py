@@ -127,3 +127,31 @@ def test_compare_refuses_what_it_cannot_compare(mock_pymc_sample):
     b = hm.fit_hierarchical(grouped(3, per=6), "y ~ x + (1 | g)", draws=10, chains=1)
     with pytest.raises(hm.SpecError, match="different data"):
         hm.compare({"a": a, "b": b})
+
+
+def test_arviz_on_exact_meta_analysis():
+    schools = hm.datasets.load("eight_schools")
+    meta = hm.meta_analysis(schools, estimate="y", se="sigma", study="school", random_seed=1)
+    tree = meta.idata
+    assert {"posterior", "log_likelihood", "observed_data", "constant_data"} <= set(tree.children)
+    loo = az.loo(tree)
+    assert np.isfinite(loo.elpd)
+    # pointwise: log N(y_j | theta_j, se_j) per draw
+    theta = tree["posterior"]["theta"].values
+    expected = -0.5 * ((schools["y"].values - theta) / schools["sigma"].values) ** 2
+    expected -= np.log(schools["sigma"].values * np.sqrt(2 * np.pi))
+    np.testing.assert_allclose(tree["log_likelihood"]["y"].values, expected)
+
+
+@pytest.mark.slow
+def test_arviz_on_mcmc_meta_analysis(seed):
+    schools = hm.datasets.load("eight_schools")
+    meta = hm.meta_analysis(
+        schools, estimate="y", se="sigma", study="school", method="mcmc", draws=400,
+        tune=400, chains=2, random_seed=seed(5), sample_kwargs={"target_accept": 0.95},
+    )  # fmt: skip
+    assert np.isfinite(az.loo(meta.idata).elpd)
+    table = hm.compare({"mcmc": meta, "exact": hm.meta_analysis(
+        schools, estimate="y", se="sigma", study="school")})  # fmt: skip
+    # the same model: elpd agrees within a few standard errors of the difference
+    assert abs(table["elpd_diff"].iloc[1]) < 3 * table["dse"].iloc[1] + 0.5

@@ -85,6 +85,34 @@ def with_theta_new(idata: xr.DataTree, data: StudyData, rng: np.random.Generator
     tau = np.asarray(post["tau"])
     new = mean + tau * rng.standard_normal(tau.shape)
     idata["posterior"] = post.to_dataset().assign(theta_new=(("chain", "draw"), new))
+    return _with_study_groups(idata, data)
+
+
+def _with_study_groups(idata: xr.DataTree, data: StudyData) -> xr.DataTree:
+    """The groups ArviZ reads, per study: ``log_likelihood`` (Normal(y_i | theta_i, se_i)
+    per draw, for ``az.loo``), ``observed_data`` and ``constant_data`` (se, design)."""
+    import xarray as xr
+    from scipy import stats
+
+    study, coords = data.study, {data.study: list(data.labels)}
+    post = idata["posterior"]
+    theta = np.asarray(post["theta"])
+    draws = {"chain": post["chain"].values, "draw": post["draw"].values}
+    groups = {
+        "log_likelihood": xr.Dataset(
+            {data.estimate: (("chain", "draw", study), stats.norm.logpdf(data.y, theta, data.se))},
+            coords={**draws, **coords},
+        ),
+        "observed_data": xr.Dataset({data.estimate: (study, data.y)}, coords=coords),
+        "constant_data": xr.Dataset(
+            {"se": (study, data.se), "X": ((study, "term"), data.X)},
+            coords={**coords, "term": list(data.terms)},
+        ),
+    }
+    for name, dataset in groups.items():
+        if name in idata.children:
+            del idata[name]
+        idata[name] = dataset
     return idata
 
 
