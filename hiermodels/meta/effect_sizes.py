@@ -13,6 +13,7 @@ import pandas as pd
 
 from hiermodels.data import numeric_column, require_columns, require_finite
 from hiermodels.errors import DataError, SpecError, format_rows
+from hiermodels.frames import to_pandas
 from hiermodels.numerics.effect_sizes import MEASURES, escalc
 
 __all__ = ["DATA_ARGUMENTS", "effect_sizes"]
@@ -257,6 +258,7 @@ def effect_sizes(
     >>> round(float(bcg.loc[0, "yi"]), 4), round(float(bcg.loc[0, "vi"]), 4)  # metafor
     (-0.8893, 0.3256)
     """
+    data = to_pandas(data)
     _check_options(measure, add, to, drop00, append)
     named = {
         "ai": ai,

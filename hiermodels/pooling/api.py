@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from hiermodels.errors import SpecError
+from hiermodels.frames import to_pandas
 from hiermodels.models import HierarchicalModel
 from hiermodels.pooling.comparison import (
     PoolingComparison,
@@ -96,6 +97,7 @@ def compare_pooling(
     >>> round(est.loc[("A", "complete"), "mean"], 2), round(est.loc[("A", "complete"), "sd"], 2)
     (7.69, 4.07)
     """
+    data = to_pandas(data)
     study_level = estimate is not None or se is not None
     row_level = y is not None or group is not None
     if study_level == row_level:
