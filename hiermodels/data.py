@@ -49,6 +49,7 @@ __all__ = [
     "prepare",
     "require_columns",
     "require_finite",
+    "se_column",
 ]
 
 
@@ -185,6 +186,7 @@ class GroupedData:
         regression).
     predictors : the population terms by name (``x``, ``kind``, ``x1:x2``, ``np.log(z)``).
     design : how formulae built ``X``, to encode new rows alike.
+    se : (n,) known standard errors of ``y`` (a meta-analysis), or None; column ``se_name``.
 
     The single-factor shortcuts ``group``, ``levels``, ``group_idx``, ``varying``,
     ``group_level``, ``n_groups``, ``n_obs``, ``first_rows`` and ``Z`` read the one factor
@@ -203,6 +205,8 @@ class GroupedData:
     offset: np.ndarray | None = None  # added to the linear predictor (e.g. log exposure)
     trials_name: str | None = None
     offset_name: str | None = None
+    se: np.ndarray | None = None
+    se_name: str | None = None
 
     def column(self, term: str) -> np.ndarray:
         return self.X[:, self.terms.index(term)]
@@ -465,6 +469,7 @@ def prepare(
     offset: str | None = None,
     groups: Sequence | None = None,
     formula: str | None = None,
+    se: str | None = None,
 ) -> GroupedData:
     """Validate ``df`` and encode it for a model with grouping factors.
 
@@ -475,6 +480,7 @@ def prepare(
     The population terms are the columns ``predictors``, or, given a ``formula``, its
     population part (``predictors`` are then its term names, as
     :func:`~hiermodels.formula.parse_formula` gives them); formulae builds the design.
+    ``se`` names a column of known standard errors of ``y`` (:func:`se_column`).
     """
     if groups is None:
         if group is None:
@@ -497,7 +503,7 @@ def prepare(
             "remove them from predictors"
         )
     check_names(y, columns, group_columns, [g.name for g in groups])
-    extra = [c for c in (trials, offset) if c is not None]
+    extra = [c for c in (trials, offset, se) if c is not None]
     require_columns(df, [y, *group_columns, *columns, *extra])
     require_finite(df, [y, *group_columns, *columns, *extra])
     y_values = numeric_column(df, y, "outcome")
@@ -511,6 +517,7 @@ def prepare(
             )
     if offset is not None:
         offset_values = numeric_column(df, offset, "offset")
+    se_values = se_column(df, se) if se is not None else None
 
     design = _build_design(df, formula, predictors, columns, model)
     X, terms = design.X, design.names
@@ -529,7 +536,24 @@ def prepare(
         offset=offset_values,
         trials_name=trials,
         offset_name=offset,
+        se=se_values,
+        se_name=se,
     )
+
+
+def se_column(df: pd.DataFrame, col: str) -> np.ndarray:
+    """The known standard errors in column ``col`` of ``df``, or a :class:`DataError` naming
+    the column and rows that are missing, not numbers, or not positive."""
+    require_columns(df, [col])
+    require_finite(df, [col])
+    values = numeric_column(df, col, "standard error")
+    bad = df.index[values <= 0]
+    if len(bad):
+        raise DataError(
+            f"standard error column {col!r} has {len(bad)} value(s) <= 0 ({format_rows(bad)}); "
+            "standard errors must be positive (a variance vi gives se = sqrt(vi))"
+        )
+    return values
 
 
 def _first_index(group_idx: np.ndarray, n_groups: int) -> np.ndarray:

@@ -77,7 +77,8 @@ def resolve_priors(data: GroupedData, spec: HierarchicalSpec) -> dict[str, Resol
     - each coefficient ``~ Normal(0, 2.5 s_y / s_x)``;
     - the family's auxiliary parameters: ``sigma ~ Exponential(mean = s_y)`` (gaussian,
       student_t), ``nu ~ Gamma(2, 0.1)`` (student_t), ``alpha ~ HalfCauchy(1)``
-      (negative_binomial);
+      (negative_binomial); with known standard errors (``se``) there is no ``sigma`` unless
+      ``sigma=True`` asks for one besides them (``spec.aux``), and ``s_y`` is still ``sd(y)``;
     - ``{term}|{group}_sigma ~ hyperprior(scale = s_y / s_x)`` (``s_x = 1`` for the intercept),
       for every grouping factor.
 
@@ -100,7 +101,7 @@ def resolve_priors(data: GroupedData, spec: HierarchicalSpec) -> dict[str, Resol
             "population coefficient",
             "Normal(0, 2.5 s_y/sd(x))",
         )
-    for aux in family.aux:
+    for aux in spec.aux:
         out[aux.name] = ResolvedPrior(aux.default(sd_y), aux.role, aux.rule)
     for f, t in data.effects:
         scale = sd_y / sd_x[t]

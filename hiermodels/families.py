@@ -7,6 +7,13 @@ distributions for rstanarm models*): coefficients get ``Normal(0, 2.5 s_y / s_x)
 ``s_y`` is ``sd(y)`` for the identity link and 1 for the logit and log links (one unit on the
 log-odds or log scale is already a large effect), and the intercept is centred on the link of
 the mean outcome.
+
+Known measurement error (brms' ``y | se(sei)``; a meta-analysis is a hierarchical model whose
+lowest-level variance is known, metafor's ``rma.mv``): the gaussian outcome is
+``Normal(eta_i, se_i)``, with no residual SD, or ``Normal(eta_i, sqrt(se_i^2 + sigma^2))`` when a
+residual SD is estimated besides (brms' ``se(sei, sigma = TRUE)``). :meth:`Family.model_aux`
+says which auxiliary parameters such a model has and :meth:`Family.observation_aux` turns them
+into what scores and simulates an observation, in numpy and in PyMC alike.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import numpy as np
 from scipy import special, stats
 
 from hiermodels.errors import DataError, SpecError, format_rows
+from hiermodels.names import RESIDUAL_SIGMA
 from hiermodels.priors import Exponential, Gamma, HalfCauchy, Prior
 
 __all__ = ["FAMILIES", "Family", "get_family"]
@@ -52,6 +60,38 @@ class Family:
     inverse_link: Callable[[np.ndarray], np.ndarray]
     outcome: str  # "real", "binary", "count", "successes"
     needs_trials: bool = False
+    known_se: bool = False  # takes known standard errors (se=, y | se(sei))
+
+    def model_aux(self, *, se: bool = False, se_sigma: bool = False) -> tuple[Aux, ...]:
+        """The auxiliary parameters a model of this family estimates: :attr:`aux`, less the
+        residual SD when the standard errors are known (``se``) and no residual SD is asked
+        for besides them (``se_sigma``)."""
+        if se and not se_sigma:
+            return tuple(a for a in self.aux if a.name != RESIDUAL_SIGMA)
+        return self.aux
+
+    def observation_aux(self, aux: dict, se=None) -> dict:
+        """The auxiliary values that score and simulate an observation (in :attr:`logpdf`,
+        :attr:`sample` and the PyMC likelihood): ``aux`` itself, or with known standard errors
+        ``se`` the residual SD replaced by each row's total SD, ``sqrt(se_i^2 + sigma^2)``, or
+        ``se_i`` when the model has no residual SD. Works on numpy arrays (draws broadcast
+        against rows) and PyMC tensors alike.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> gaussian = get_family("gaussian")
+        >>> gaussian.observation_aux({"sigma": 4.0}, np.array([3.0]))["sigma"]
+        array([5.])
+        """
+        if se is None:
+            return aux
+        if not self.known_se:
+            raise SpecError(f"family {self.name!r} takes no known standard errors (se=)")
+        sigma = aux.get(RESIDUAL_SIGMA)
+        # the tensor (or draws) first, so numpy defers to PyMC's operators
+        total = se if sigma is None else (sigma**2 + se**2) ** 0.5
+        return {**aux, RESIDUAL_SIGMA: total}
 
     def mean(self, eta, trials=None):
         """E[y | eta]: the inverse link, times the trials for the binomial."""
@@ -134,6 +174,7 @@ FAMILIES: dict[str, Family] = {
             lambda eta, aux, trials, rng: rng.normal(eta, aux["sigma"]),
             lambda eta: eta,
             "real",
+            known_se=True,
         ),
         Family(
             "student_t",

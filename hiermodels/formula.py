@@ -4,8 +4,9 @@ formulae's scanner and parser build the syntax tree and its resolver does the te
 (``a/b``, ``a*b``, ``0 +``, ``- 1``). This module only splits the tree into response,
 population part and group terms: :func:`formulae.model_description` flattens ``(1 + x | g)``
 into ``(1 | g) + (x | g)``, losing the correlation block, and rejects ``||`` (lme4) and
-``y | trials(n)`` (brms). The population part is handed back to formulae as a model
-(:func:`population_model`), whose design matrices encode the data (:mod:`hiermodels.data`).
+brms' addition terms ``y | trials(n)`` and ``y | se(sei)``. The population part is handed
+back to formulae as a model (:func:`population_model`), whose design matrices encode the data
+(:mod:`hiermodels.data`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from formulae.parser import Parser
 from formulae.resolver import Resolver
 from formulae.scanner import Scanner
 from formulae.terms import Call, Intercept, Model, Term, Variable
-from formulae.terms.call_resolver import LazyVariable
+from formulae.terms.call_resolver import LazyValue, LazyVariable
 from formulae.token import Token
 
 from hiermodels.errors import SpecError
@@ -79,6 +80,10 @@ class ParsedFormula:
         One per grouping factor and group term, in order of appearance.
     offset : str or None
         The column of an ``offset(col)`` term.
+    se : str or None
+        The column of known standard errors of brms' ``y | se(sei)`` (a meta-analysis).
+    se_sigma : bool
+        Whether ``se(sei, sigma = TRUE)`` asks for a residual SD besides the known errors.
 
     Examples
     --------
@@ -86,6 +91,9 @@ class ParsedFormula:
     >>> f = parse_formula("deaths ~ 0 + age + offset(log_exposure)")
     >>> f.response, f.intercept, f.predictors, f.offset
     ('deaths', False, ('age',), 'log_exposure')
+    >>> f = parse_formula("yi | se(sei, sigma = TRUE) ~ 1 + (1 | study)")
+    >>> f.response, f.se, f.se_sigma
+    ('yi', 'sei', True)
     """
 
     formula: str
@@ -95,6 +103,8 @@ class ParsedFormula:
     predictors: tuple[str, ...]
     groups: tuple[GroupTerm, ...]
     offset: str | None
+    se: str | None = None
+    se_sigma: bool = False
 
 
 def parse_formula(formula: str) -> ParsedFormula:
@@ -106,7 +116,9 @@ def parse_formula(formula: str) -> ParsedFormula:
         ``response ~ population terms + (varying terms | group) + ...``. Supported: ``0 +`` and
         ``- 1`` (no intercept, also inside a group term), ``(x | g)`` (implies the varying
         intercept, as in lme4), ``||`` (uncorrelated), crossed ``(1 | a) + (1 | b)``, nested
-        ``(1 | a/b)`` and ``(1 | a:b)``, ``offset(col)``, and ``y | trials(n) ~ ...``.
+        ``(1 | a/b)`` and ``(1 | a:b)``, ``offset(col)``, ``y | trials(n) ~ ...`` (binomial)
+        and ``y | se(sei) ~ ...`` or ``y | se(sei, sigma = TRUE) ~ ...`` (known standard
+        errors, brms' addition terms).
         Terms are formulae's: interactions ``a:b`` and ``a*b``, transformations such as
         ``np.log(x)``, ``scale(x)``, ``center(x)`` and ``C(k)``.
 
@@ -132,12 +144,14 @@ def parse_formula(formula: str) -> ParsedFormula:
     ['school', 'school:class']
     >>> parse_formula("y | trials(n) ~ 0 + x + (1 | g)").trials
     'n'
+    >>> parse_formula("yi | se(sei) ~ x + (1 | study/es_id)").se
+    'sei'
     >>> parse_formula("y ~ x1 * x2 + np.log(z) + (0 + x1 | g)").predictors
     ('x1', 'x2', 'x1:x2', 'np.log(z)')
     """
     tokens, double_pipes = _scan(formula)
     tree = _parse(formula, tokens)
-    response, trials = _response(formula, tree.left, double_pipes)
+    response, trials, se, se_sigma = _response(formula, tree.left, double_pipes)
 
     blocks: list[ast.Binary] = []
     population, offset = _population_terms(formula, tree.right, blocks)
@@ -160,6 +174,8 @@ def parse_formula(formula: str) -> ParsedFormula:
         predictors=tuple(predictors),
         groups=tuple(groups),
         offset=offset,
+        se=se,
+        se_sigma=se_sigma,
     )
 
 
@@ -255,17 +271,49 @@ def _parse(formula: str, tokens: list[Token]) -> ast.Binary:
     return tree
 
 
-def _response(formula: str, lhs: object, double_pipes: set[int]) -> tuple[str, str | None]:
-    """The response column and, for brms' ``y | trials(n)``, the trials column."""
+def _response(formula: str, lhs: object, double_pipes: set[int]):
+    """``(response, trials, se, se_sigma)``: the response column and brms' addition term
+    right of its ``|``, either the trials column of ``y | trials(n)`` or the standard-error
+    column of ``y | se(sei)`` with ``sigma`` of ``se(sei, sigma = TRUE)``."""
     if not (isinstance(lhs, ast.Binary) and lhs.operator.kind == "PIPE"):
-        return _column(formula, _resolve(formula, lhs), "response"), None
-    # brms "addition terms" sit right of `|`; trials() is the one binomial models need
-    trials = _call_argument(formula, _resolve(formula, lhs.right), "trials")
-    if trials is None or id(lhs.operator) in double_pipes:
+        return _column(formula, _resolve(formula, lhs), "response"), None, None, False
+    terms = _resolve(formula, lhs.right)
+    call = _call(terms)
+    if call is None or call.callee not in ("trials", "se") or id(lhs.operator) in double_pipes:
         raise _error(
-            formula, "has an unsupported left-hand side; only 'y' and 'y | trials(n)' work"
+            formula,
+            "has an unsupported left-hand side; only 'y', 'y | trials(n)', 'y | se(sei)' and "
+            "'y | se(sei, sigma = TRUE)' work",
         )
-    return _column(formula, _resolve(formula, lhs.left), "response"), trials
+    response = _column(formula, _resolve(formula, lhs.left), "response")
+    if call.callee == "trials":
+        return response, _call_argument(formula, terms, "trials"), None, False
+    return response, None, *_se_term(formula, call)
+
+
+def _se_term(formula: str, call) -> tuple[str, bool]:
+    """brms' ``se(sei)`` or ``se(sei, sigma = TRUE)``: the column of known standard errors and
+    whether a residual SD is estimated besides them (brms' ``sigma``, default FALSE)."""
+    usage = "write se(sei) or se(sei, sigma = TRUE) with sei a column of standard errors"
+    if len(call.args) != 1 or not isinstance(call.args[0], LazyVariable):
+        raise _error(formula, f"needs one column name inside se(); {usage}")
+    unknown = sorted(set(call.kwargs) - {"sigma"})
+    if unknown:
+        raise _error(formula, f"gives se() the unknown argument(s) {unknown}; {usage}")
+    sigma = call.kwargs.get("sigma")
+    if sigma is None:
+        flag = False
+    elif isinstance(sigma, LazyVariable) and sigma.name in _LOGICAL:
+        flag = _LOGICAL[sigma.name]
+    elif isinstance(sigma, LazyValue) and isinstance(sigma.value, bool):
+        flag = sigma.value
+    else:
+        raise _error(formula, f"has se(..., sigma = ?) with neither TRUE nor FALSE; {usage}")
+    return call.args[0].name, flag
+
+
+# the logical constants of R (brms) and Python, as formulae reads them: names
+_LOGICAL = {"TRUE": True, "T": True, "True": True, "FALSE": False, "F": False, "False": False}
 
 
 def _strip_group_terms(formula: str, node: object, blocks: list[ast.Binary]) -> object | None:
@@ -346,11 +394,17 @@ def _term_name(formula: str, term: object, where: str) -> str:
     return term.name
 
 
-def _call_argument(formula: str, terms: list[object], callee: str) -> str | None:
-    """``"x"`` if ``terms`` is the single call ``callee(x)``, such as ``offset(x)``; else None."""
+def _call(terms: list[object]):
+    """formulae's call (callee, args, kwargs) if ``terms`` are a single call such as
+    ``offset(x)``; else None."""
     if len(terms) != 1 or not isinstance(terms[0], Term) or len(terms[0].components) != 1:
         return None
-    call = getattr(terms[0].components[0], "call", None)
+    return getattr(terms[0].components[0], "call", None)
+
+
+def _call_argument(formula: str, terms: list[object], callee: str) -> str | None:
+    """``"x"`` if ``terms`` is the single call ``callee(x)``, such as ``offset(x)``; else None."""
+    call = _call(terms)
     if call is None or call.callee != callee:
         return None
     if len(call.args) != 1 or call.kwargs or not isinstance(call.args[0], LazyVariable):

@@ -84,6 +84,15 @@ class HierarchicalModel:
     offset : str, optional
         A column added to the linear predictor with coefficient 1, e.g. ``log(exposure)`` for
         a Poisson rate model.
+    se : str, optional
+        A column of known standard errors of ``y`` (gaussian only): a meta-analysis, whose
+        lowest-level variance is known, ``y_i ~ Normal(mu_i, se_i)`` with no residual SD
+        (metafor's ``rma.mv(yi, vi, ...)`` with ``se = sqrt(vi)``; brms' ``y | se(sei)``).
+        Predictors are moderators; grouping terms may be crossed or nested
+        (``(1 | study/es_id)``).
+    sigma : bool
+        With ``se``: also estimate a residual SD, ``y_i ~ Normal(mu_i, sqrt(se_i^2 +
+        sigma^2))`` (brms' ``se(sei, sigma = TRUE)``).
 
     Examples
     --------
@@ -92,9 +101,21 @@ class HierarchicalModel:
     >>> model = hm.HierarchicalModel(radon, y="log_radon", group="county",
     ...                              predictors=["floor"], varying=["floor"])
     >>> model.default_priors().loc["floor|county_sigma", "prior"]
-    'HalfCauchy(beta=1.768)'
+    'HalfCauchy(beta=2.291)'
     >>> sorted(model.build().named_vars)[:3]
-    ['Intercept', 'Intercept|county', 'Intercept|county_offset']
+    ['Intercept', 'Intercept_at_means', 'Intercept|county']
+
+    A three-level meta-analysis (estimates ``yi`` with sampling variances ``vi``, effect
+    sizes within studies), with no residual SD:
+
+    >>> import numpy as np, pandas as pd
+    >>> dat = pd.DataFrame({"yi": [0.1, 0.3, 0.2, 0.5, 0.4, 0.0],
+    ...                     "vi": [0.01, 0.02, 0.01, 0.03, 0.02, 0.01],
+    ...                     "study": [1, 1, 2, 2, 3, 3], "es_id": [1, 2, 1, 2, 1, 2]})
+    >>> meta = hm.HierarchicalModel(dat.assign(sei=np.sqrt(dat["vi"])),
+    ...                             "yi | se(sei) ~ 1 + (1 | study/es_id)")
+    >>> "sigma" in meta.build().named_vars
+    False
     """
 
     def __init__(
@@ -114,6 +135,8 @@ class HierarchicalModel:
         family: str = "gaussian",
         trials: str | None = None,
         offset: str | None = None,
+        se: str | None = None,
+        sigma: bool = False,
     ):
         self.data = data
         self.formula = formula
@@ -129,6 +152,8 @@ class HierarchicalModel:
         self.family = family
         self.trials = trials
         self.offset = offset
+        self.se = se
+        self.sigma = sigma
 
     def _prepare(self):
         terms = keywords_from_formula(
@@ -140,6 +165,8 @@ class HierarchicalModel:
             correlated=self.correlated,
             trials=self.trials,
             offset=self.offset,
+            se=self.se,
+            sigma=self.sigma,
         )
         spec = HierarchicalSpec.from_user(
             **terms,
@@ -157,6 +184,7 @@ class HierarchicalModel:
             trials=spec.trials,
             offset=spec.offset,
             formula=spec.formula,
+            se=spec.se,
         )
         get_family(spec.family).check(
             data.y, self.data.index, spec.y, trials=data.trials, trials_name=spec.trials
@@ -258,6 +286,8 @@ def fit_hierarchical(
     family: str = "gaussian",
     trials: str | None = None,
     offset: str | None = None,
+    se: str | None = None,
+    sigma: bool = False,
     draws: int = 1000,
     tune: int | None = 1000,
     chains: int = 4,
@@ -295,6 +325,8 @@ def fit_hierarchical(
         family=family,
         trials=trials,
         offset=offset,
+        se=se,
+        sigma=sigma,
     )
     return model.fit(
         draws,

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from hiermodels.errors import SpecError
-from hiermodels.families import get_family
+from hiermodels.families import Aux, get_family
 from hiermodels.names import PARAMETERIZATIONS, effect_name
 from hiermodels.priors import PRESETS, Prior
 
@@ -36,7 +36,9 @@ class HierarchicalSpec:
     """A varying-intercepts (and slopes) regression with grouping factors (none: a plain
     regression). ``predictors`` are the population terms by name (columns in the keyword
     form; formulae's term names such as ``x1:x2`` in the formula form, which ``formula``
-    holds)."""
+    holds). ``se`` names a column of known standard errors of ``y`` (gaussian only: a
+    meta-analysis, brms' ``y | se(sei)``); ``se_sigma`` whether a residual SD is estimated
+    besides them (brms' ``se(sei, sigma = TRUE)``)."""
 
     y: str
     groups: tuple[Grouping, ...]
@@ -49,6 +51,15 @@ class HierarchicalSpec:
     trials: str | None = None
     offset: str | None = None
     formula: str | None = None
+    se: str | None = None
+    se_sigma: bool = False
+
+    @property
+    def aux(self) -> tuple[Aux, ...]:
+        """The family's auxiliary parameters this model estimates (no residual ``sigma``
+        with known standard errors, unless ``se_sigma``): the one place that says which exist,
+        for the priors, the graph and the results."""
+        return get_family(self.family).model_aux(se=self.se is not None, se_sigma=self.se_sigma)
 
     @classmethod
     def from_user(
@@ -65,6 +76,8 @@ class HierarchicalSpec:
         trials=None,
         offset=None,
         formula=None,
+        se=None,
+        se_sigma=False,
     ) -> HierarchicalSpec:
         """Normalize user arguments (lists, dicts, single strings) into a spec, checking types."""
         if isinstance(predictors, str):
@@ -106,6 +119,21 @@ class HierarchicalSpec:
             )
         if trials is not None and not fam.needs_trials:
             raise SpecError(f"trials= is only for family='binomial', not {fam.name!r}")
+        if se is not None and not isinstance(se, str):
+            raise SpecError(f"se must be the name of the column of standard errors, got {se!r}")
+        if se is not None and not fam.known_se:
+            raise SpecError(
+                f"known standard errors (se={se!r}) are for family='gaussian' (a meta-analysis "
+                f"of estimates with their standard errors), not {fam.name!r}; use "
+                "family='gaussian' or drop se="
+            )
+        if not isinstance(se_sigma, bool):
+            raise SpecError(f"sigma must be True or False, got {se_sigma!r}")
+        if se_sigma and se is None:
+            raise SpecError(
+                "sigma=True adds a residual SD besides known standard errors, so it needs se= "
+                "(the column of standard errors); without se= the model always has sigma"
+            )
         if lkj_eta <= 0:
             raise SpecError(f"lkj_eta must be positive, got {lkj_eta}")
         return cls(
@@ -120,6 +148,8 @@ class HierarchicalSpec:
             trials=trials,
             offset=offset,
             formula=formula,
+            se=se,
+            se_sigma=se_sigma,
         )
 
     def _single(self) -> Grouping:
@@ -168,8 +198,9 @@ def _groupings(group, varying, correlated) -> tuple[Grouping, ...]:
 
 
 def keywords_from_formula(formula: str | None, **keywords) -> dict:
-    """The keyword form (y, groups, predictors, trials, offset) of a formula; without a
-    formula, of the keywords (y and group required; group may list several crossed columns).
+    """The keyword form (y, groups, predictors, trials, offset, se, se_sigma) of a formula;
+    without a formula, of the keywords (y and group required; group may list several crossed
+    columns; ``sigma`` is the keyword of ``se_sigma``).
 
     Both forms build the same :class:`HierarchicalSpec` (plus the formula text) where both can
     express the model. Only a formula has interactions and transformations (``x1*x2``,
@@ -186,14 +217,23 @@ def keywords_from_formula(formula: str | None, **keywords) -> dict:
             "trials": keywords["trials"],
             "offset": keywords["offset"],
             "formula": None,
+            "se": keywords.get("se"),
+            "se_sigma": keywords.get("sigma", False),
         }
     from hiermodels.formula import parse_formula
 
-    given = [k for k in ("y", "group", "trials", "offset") if keywords[k] is not None]
-    given += [k for k in ("predictors", "varying") if keywords[k]]
+    given = [k for k in ("y", "group", "trials", "offset", "se") if keywords.get(k) is not None]
+    given += [k for k in ("predictors", "varying", "sigma") if keywords.get(k)]
     if given:
+        hint = (
+            " (known standard errors go left of '~': 'y | se(sei) ~ ...', or "
+            "'y | se(sei, sigma = TRUE) ~ ...' for a residual SD besides)"
+            if {"se", "sigma"} & set(given)
+            else ""
+        )
         raise SpecError(
-            f"{given} given together with a formula; the formula sets them, give one or the other"
+            f"{given} given together with a formula; the formula sets them, give one or the "
+            f"other{hint}"
         )
     parsed = parse_formula(formula)
     if not parsed.intercept:
@@ -223,4 +263,6 @@ def keywords_from_formula(formula: str | None, **keywords) -> dict:
         "trials": parsed.trials,
         "offset": parsed.offset,
         "formula": formula,
+        "se": parsed.se,
+        "se_sigma": parsed.se_sigma,
     }

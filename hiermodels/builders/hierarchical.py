@@ -14,6 +14,12 @@ formulae's design matrix encodes them; ``Z^f`` the columns of the terms that var
 (the intercept only when it varies: not for lme4's ``(0 + x | g)``). Each factor has its own
 SDs (and correlations): the lines below hold per factor. With no grouping factor (``y ~ x``)
 the model is a plain regression, ``eta_i = X_i beta + offset_i``.
+
+With known standard errors ``se_i`` (a meta-analysis: the lowest level's variance is known;
+metafor's ``rma.mv``, brms' ``y | se(sei)``) the gaussian outcome has no residual SD::
+
+    y_i ~ Normal(eta_i, se_i)                          (se=)
+    y_i ~ Normal(eta_i, sqrt(se_i^2 + sigma^2))        (se=, sigma=True)
 """
 
 from __future__ import annotations
@@ -74,8 +80,8 @@ def build(data: GroupedData, spec: HierarchicalSpec, priors: dict[str, ResolvedP
                     mu = mu + (b[f.idx] if t == INTERCEPT else b[f.idx] * data.column(t))
         if data.offset is not None:
             mu = mu + data.offset
-        aux = {a.name: priors[a.name].prior.create(a.name) for a in family.aux}
-        add_likelihood(family, data.y_name, mu, aux, data.y, data.trials, dims="obs")
+        aux = {a.name: priors[a.name].prior.create(a.name) for a in spec.aux}
+        add_likelihood(family, data.y_name, mu, aux, data.y, data.trials, se=data.se, dims="obs")
     return BuiltModel(
         model,
         tuple(n for e in effects for n in e.centered),

@@ -44,6 +44,9 @@ LIKELIHOODS = {
 }
 
 
-def add_likelihood(family: Family, name: str, eta, aux: dict, y, trials=None, **kw):
-    """Add the observed outcome ``name`` of ``family`` to the model in context."""
+def add_likelihood(family: Family, name: str, eta, aux: dict, y, trials=None, se=None, **kw):
+    """Add the observed outcome ``name`` of ``family`` to the model in context; with known
+    standard errors ``se`` its residual SD is each row's total SD
+    (:meth:`~hiermodels.families.Family.observation_aux`)."""
+    aux = family.observation_aux(aux, se)
     return LIKELIHOODS[family.name](name, eta, aux, y, trials, **kw)

@@ -48,7 +48,7 @@ def no_pooling_design(X_shared, Z, group_idx, n_groups) -> np.ndarray:
     return np.hstack([blocks, X_shared])
 
 
-def no_pooling_fit(y, X_shared, Z, group_idx, n_groups):
+def no_pooling_fit(y, X_shared, Z, group_idx, n_groups, *, se=None):
     """Least squares with a separate coefficient per group for each column of ``Z``.
 
     The no-pooling model of Gelman & Hill (2007, §12.2) generalised to varying slopes: the
@@ -56,15 +56,37 @@ def no_pooling_fit(y, X_shared, Z, group_idx, n_groups):
     (tau -> infinity). A group's coefficient is NaN where its own rows cannot identify it
     (e.g. a county whose houses all have the same floor has no slope of its own).
 
+    With known standard errors ``se`` of ``y`` (a meta-analysis) it is weighted least squares
+    with weights ``1 / se_i^2``, and the standard errors are those of known variances,
+    ``sqrt(diag((A' W A)^-1))``, with no residual variance estimated (the fixed-effect
+    estimate of each group, Hedges & Olkin 1985; so one row per group gives back ``y_i`` and
+    ``se_i``).
+
     Returns
     -------
     estimates, std_errors : (n_groups, q) arrays (classical standard errors).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> est, se = no_pooling_fit(np.array([1.0, 3.0, 5.0]), np.empty((3, 0)), np.ones((3, 1)),
+    ...                          np.array([0, 0, 1]), 2, se=np.array([1.0, 2.0, 0.5]))
+    >>> est.ravel().round(3).tolist(), se.ravel().round(3).tolist()
+    ([1.4, 5.0], [0.894, 0.5])
     """
+    y = np.asarray(y, dtype=float)
     q = np.asarray(Z).reshape(len(y), -1).shape[1]
-    fit = flat_prior_regression(y, no_pooling_design(X_shared, Z, group_idx, n_groups))
+    A = no_pooling_design(X_shared, Z, group_idx, n_groups)
     m = n_groups * q
-    se = np.sqrt(fit.s2 * np.diag(fit.cov_unscaled())[:m])
-    return _per_group(fit.coef[:m], se, fit.estimable[:m], n_groups, q)
+    if se is None:
+        fit = flat_prior_regression(y, A)
+        std = np.sqrt(fit.s2 * np.diag(fit.cov_unscaled())[:m])
+    else:
+        # rows divided by their SE: ordinary least squares on these is WLS with 1/se^2
+        w = 1.0 / np.asarray(se, dtype=float)
+        fit = flat_prior_regression(w * y, w[:, None] * A)
+        std = np.sqrt(np.diag(fit.cov_unscaled())[:m])
+    return _per_group(fit.coef[:m], std, fit.estimable[:m], n_groups, q)
 
 
 def _per_group(coef, se, keep, n_groups, q):

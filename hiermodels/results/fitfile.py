@@ -8,12 +8,14 @@ The file is the result's ArviZ ``DataTree`` (posterior, sample_stats, ...) writt
   each row's level code per grouping factor), ``design_data`` (dims ``obs``,
   ``data_column``: the training values of the columns the population terms read, text as
   level codes, from which formulae's design, and with it the encoding of new rows such as the
-  mean and SD of ``scale(x)``, is rebuilt on load) and, when used, ``trials`` and ``offset``;
+  mean and SD of ``scale(x)``, is rebuilt on load) and, when used, ``trials``, ``offset`` and
+  ``se`` (the known standard errors of a meta-analysis);
 * root attributes: ``hiermodels_format`` (= ``"hiermodels.fit"``), ``hiermodels_format_version``,
   ``hiermodels_version``, and JSON strings ``hiermodels_spec`` (the keywords of the fit:
-  outcome, grouping terms, predictors, family, parameterization, hyperprior, priors),
-  ``hiermodels_encoding`` (per grouping factor its columns, levels, varying terms and
-  group-level predictors; terms; the population columns, their kinds and text levels)
+  outcome, grouping terms, predictors, family, parameterization, hyperprior, priors, the
+  standard-error column ``se`` and ``se_sigma``), ``hiermodels_encoding`` (per grouping factor
+  its columns, levels, varying terms and group-level predictors; terms; the population
+  columns, their kinds and text levels; ``se_name``)
   and ``hiermodels_priors`` (every prior used, by name).
 
 Any netCDF reader sees the draws; :func:`read` checks every field and returns the parts, from
@@ -44,6 +46,7 @@ from hiermodels.spec import Grouping, HierarchicalSpec
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "READABLE_VERSIONS",
     "FitParts",
     "check_posterior",
     "check_writable",
@@ -52,10 +55,13 @@ __all__ = [
 ]
 
 FORMAT = "hiermodels.fit"
-FORMAT_VERSION = 3  # bump when a file written now could not be read by the old loader
+FORMAT_VERSION = 4  # bump when a file written now could not be read by the old loader
 # 2: several grouping factors (spec "groups", encoding "factors", group_idx (obs, factor))
 # 3: formulae designs (design_data (obs, data_column), encoding "population", groups'
 #    "intercept"; zero grouping factors)
+# 4: known standard errors (spec "se", "se_sigma", encoding "se_name", variable se): a format-3
+#    loader would read a fit with se= and sigma=True as one without known errors, silently
+READABLE_VERSIONS = (3, 4)  # a format-3 file is a format-4 one without known standard errors
 DATA_GROUP = "hiermodels_data"
 
 
@@ -95,6 +101,8 @@ def save(result, path) -> Path:
         variables["trials"] = (("obs",), d.trials)
     if d.offset is not None:
         variables["offset"] = (("obs",), d.offset)
+    if d.se is not None:
+        variables["se"] = (("obs",), d.se)
     data = xr.Dataset(
         variables,
         coords={
@@ -127,6 +135,8 @@ def save(result, path) -> Path:
         "trials": spec.trials,
         "offset": spec.offset,
         "formula": spec.formula,
+        "se": spec.se,
+        "se_sigma": spec.se_sigma,
     }
     encoding = {
         "y_name": d.y_name,
@@ -150,6 +160,7 @@ def save(result, path) -> Path:
         },
         "trials_name": d.trials_name,
         "offset_name": d.offset_name,
+        "se_name": d.se_name,
         "row_labels": [str(r) for r in d.row_labels],
     }
     resolved = {
@@ -266,17 +277,20 @@ def read(path) -> FitParts:
             "result.save"
         )
     version = _Fields(file, "attribute", attrs).get("hiermodels_format_version", int)
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise SpecError(
             f"{file!r} was written by hiermodels {attrs.get('hiermodels_version')} in "
-            f"file format {version}; this hiermodels {__version__} reads format "
-            f"{FORMAT_VERSION}; load it with the version that wrote it"
+            f"file format {version}; this hiermodels {__version__} reads formats "
+            f"{', '.join(map(str, READABLE_VERSIONS))}; load it with the version that wrote it"
         )
     if "posterior" not in tree.children:
         raise _damaged(file, "group 'posterior'", "is missing")
-    spec = _spec_from_json(_json_attr(file, attrs, "hiermodels_spec"))
+    spec = _spec_from_json(_json_attr(file, attrs, "hiermodels_spec"), version)
     data = _data_from_tree(
-        tree[DATA_GROUP].to_dataset(), _json_attr(file, attrs, "hiermodels_encoding"), spec
+        tree[DATA_GROUP].to_dataset(),
+        _json_attr(file, attrs, "hiermodels_encoding"),
+        spec,
+        version,
     )
     stored = _json_attr(file, attrs, "hiermodels_priors")
     priors = {}
@@ -418,7 +432,7 @@ def _prior_from_json(f: _Fields) -> Prior:
     return cls(**entry)
 
 
-def _spec_from_json(s: _Fields) -> HierarchicalSpec:
+def _spec_from_json(s: _Fields, version: int) -> HierarchicalSpec:
     parameterization = s.get("parameterization", str | dict)
     if isinstance(parameterization, dict):
         stored = s.record("parameterization")
@@ -451,6 +465,9 @@ def _spec_from_json(s: _Fields) -> HierarchicalSpec:
         offset=s.get("offset", str, null=True),
         # files written before formulas were stored have no "formula"
         formula=s.get("formula", str, null=True) if "formula" in s.value else None,
+        # format 3 has no known standard errors
+        se=s.get("se", str, null=True) if version >= 4 else None,
+        se_sigma=s.get("se_sigma", bool) if version >= 4 else False,
     )
 
 
@@ -471,7 +488,9 @@ def _array(file: str, ds: xr.Dataset, name: str, dims: tuple[str, ...], shape, d
     return np.asarray(var, dtype=dtype)
 
 
-def _data_from_tree(ds: xr.Dataset, e: _Fields, spec: HierarchicalSpec) -> GroupedData:
+def _data_from_tree(
+    ds: xr.Dataset, e: _Fields, spec: HierarchicalSpec, version: int
+) -> GroupedData:
     file = e.file
     if "y" not in ds:
         raise _damaged(file, f"variable {DATA_GROUP}/y", "is missing")
@@ -490,6 +509,16 @@ def _data_from_tree(ds: xr.Dataset, e: _Fields, spec: HierarchicalSpec) -> Group
         )
     trials_name = e.get("trials_name", str, null=True)
     offset_name = e.get("offset_name", str, null=True)
+    se_name = e.get("se_name", str, null=True) if version >= 4 else None
+    if se_name != spec.se:
+        raise _damaged(
+            file,
+            "field hiermodels_encoding.se_name",
+            f"is {se_name!r} but hiermodels_spec.se is {spec.se!r}",
+        )
+    se = None if se_name is None else _array(file, ds, "se", ("obs",), (n,), float)
+    if se is not None and not (np.all(np.isfinite(se)) and np.all(se > 0)):
+        raise _damaged(file, f"variable {DATA_GROUP}/se", "has values that are not positive")
     group_factors = []
     for k, f in enumerate(factors):
         levels = f.strings("levels")
@@ -526,6 +555,8 @@ def _data_from_tree(ds: xr.Dataset, e: _Fields, spec: HierarchicalSpec) -> Group
         offset=None if offset_name is None else _array(file, ds, "offset", ("obs",), (n,), float),
         trials_name=trials_name,
         offset_name=offset_name,
+        se=se,
+        se_name=se_name,
     )
 
 

@@ -53,7 +53,7 @@ class HierarchicalResult:
     def population_names(self) -> list[str]:
         """Names of the population-level parameters, in model order."""
         d = self.data
-        aux = [a.name for a in self.family.aux]
+        aux = [a.name for a in self.spec.aux]
         return [*d.terms, *aux, *(sigma_name(t, f.name) for f, t in d.effects)]
 
     @property
@@ -73,7 +73,8 @@ class HierarchicalResult:
         return draws
 
     def summary(self, prob: float = 0.95) -> pd.DataFrame:
-        """Population-level parameters: coefficients, ``sigma``, group SDs and correlations.
+        """Population-level parameters: coefficients, ``sigma`` (none with known standard
+        errors, unless ``sigma=True``), group SDs and correlations.
 
         Returns a DataFrame indexed by parameter name with columns mean, sd, median, ci_low,
         ci_high (equal-tailed ``prob`` interval), ess_bulk, ess_tail and r_hat.
@@ -97,7 +98,10 @@ class HierarchicalResult:
         return linear_predictor_draws(post, d, d.X, deviations, d.offset)
 
     def _aux_draws(self) -> dict[str, np.ndarray]:
-        return {a.name: self._posterior(a.name)[..., None] for a in self.family.aux}
+        """What scores and simulates each fitted row: the auxiliary parameters' draws, with
+        known standard errors the residual SD as each row's total SD."""
+        aux = {a.name: self._posterior(a.name)[..., None] for a in self.spec.aux}
+        return self.family.observation_aux(aux, self.data.se)
 
     def log_likelihood(self) -> np.ndarray:
         """Pointwise log-likelihood draws (chain, draw, n_obs), e.g. for PSIS-LOO."""
@@ -136,8 +140,9 @@ class HierarchicalResult:
 
     def no_pooling(self, group: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Each level's own coefficients (n_levels, n_varying) and their SEs, on the link
-        scale: least squares for identity links, maximum likelihood (IRLS) for logit and log
-        links (the Poisson fit's point estimates for the negative binomial).
+        scale: least squares for identity links (weighted by ``1 / se_i^2`` with known
+        standard errors), maximum likelihood (IRLS) for logit and log links (the Poisson
+        fit's point estimates for the negative binomial).
 
         Defined for a single grouping factor (with crossed factors a level's "own" estimate
         depends on the other factors): NaN otherwise, and NaN where a level's rows cannot
@@ -156,7 +161,7 @@ class HierarchicalResult:
             np.column_stack([d.column(t) for t in shared]) if shared else np.empty((len(d.y), 0))
         )
         if self.family.link == "identity":
-            return no_pooling_fit(d.y, X_shared, d.Z, f.idx, f.n_groups)
+            return no_pooling_fit(d.y, X_shared, d.Z, f.idx, f.n_groups, se=d.se)
         return no_pooling_glm(
             d.y,
             X_shared,
@@ -174,7 +179,8 @@ class HierarchicalResult:
         Columns: ``factor`` (the grouping factor), ``group`` (the level), ``term``,
         ``mean``, ``sd``, ``ci_low``, ``ci_high`` (the level's coefficient, population value
         plus deviation), ``deviation`` (posterior mean of ``{term}|{factor}``), ``n_obs``,
-        ``no_pooling`` (the level's own estimate on the link scale: least squares, or
+        ``no_pooling`` (the level's own estimate on the link scale: least squares (weighted
+        by ``1 / se_i^2`` with known standard errors), or
         maximum likelihood for logit and log links; NaN where its rows cannot
         identify it or where it is not defined, see :meth:`no_pooling`), ``population``
         (posterior mean of the value it is shrunk toward) and ``shrinkage`` (0 = kept its
@@ -226,9 +232,13 @@ class HierarchicalResult:
         data : pandas.DataFrame
             The predictor columns, the group column (and the offset / trials columns if the
             model has them). Categorical predictors must use categories seen in fitting.
+            With known standard errors (``se=``), ``kind="response"`` also needs the se
+            column: each new row's own standard error.
         kind : {"mean", "response"}
             ``"mean"``: the expected outcome (inverse link of the linear predictor, times the
-            trials for the binomial); ``"response"``: a simulated new observation.
+            trials for the binomial); ``"response"``: a simulated new observation (with known
+            standard errors: ``Normal(mean, se_i)``, or ``sqrt(se_i^2 + sigma^2)`` with
+            ``sigma=True``).
         new_groups : {"population", "zero", "error"}
             For a group label not seen in fitting: draw a fresh effect from the population
             distribution per posterior draw, independently per new group (default); use the
@@ -298,8 +308,13 @@ class HierarchicalResult:
             for f in d.factors
         )
         levels = "".join(f"{f.n_groups} {f.name} groups, " for f in d.factors)
+        se = (
+            ""
+            if d.se_name is None
+            else f" | se({d.se_name}{', sigma' if self.spec.se_sigma else ''})"
+        )
         return (
-            f"<HierarchicalResult {d.y_name} ~ {' + '.join(d.terms[1:]) or '1'}{groups}; "
+            f"<HierarchicalResult {d.y_name}{se} ~ {' + '.join(d.terms[1:]) or '1'}{groups}; "
             f"{levels}{len(d.y)} rows, "
             f"{n_draws['chain']} chains x {n_draws['draw']} draws>"
         )

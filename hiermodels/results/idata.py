@@ -40,7 +40,8 @@ def add_fit_groups(result, *, log_likelihood: bool | None = None) -> None:
 
     ``constant_data`` holds the encoded design ``X`` (dims obs, term), each grouping factor's
     level code per row (``{factor}_idx``, with the levels as a coordinate attribute), and the
-    offset and trials when the model has them.
+    offset, trials and known standard errors (under their columns' names) when the model has
+    them.
     """
     d, tree = result.data, result.idata
     obs = np.arange(len(d.y))
@@ -54,6 +55,8 @@ def add_fit_groups(result, *, log_likelihood: bool | None = None) -> None:
         constant[d.offset_name or "offset"] = ("obs", d.offset)
     if d.trials is not None:
         constant[d.trials_name or "trials"] = ("obs", d.trials)
+    if d.se is not None:
+        constant[d.se_name or "se"] = ("obs", d.se)
     set_group(
         tree,
         "constant_data",

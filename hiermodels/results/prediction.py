@@ -18,7 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from hiermodels.columns import numeric_column, require_columns, require_finite
-from hiermodels.data import factor_labels
+from hiermodels.data import factor_labels, se_column
 from hiermodels.errors import DataError, SpecError, format_rows
 from hiermodels.names import corr_name, effect_name, sigma_name
 from hiermodels.results.draws import linear_predictor_draws
@@ -93,6 +93,13 @@ def predict(
         needed.append(d.offset_name)
     if family.needs_trials:
         needed.append(d.trials_name)
+    if kind == "response" and d.se_name is not None and d.se_name not in data.columns:
+        raise DataError(
+            f"kind='response' simulates new observations, whose spread is their known standard "
+            f"error: the standard error column {d.se_name!r} (the model's se) is not in the new "
+            "rows; add each new row's standard error, or use kind='mean' for the expected "
+            "outcome, which needs none"
+        )
     require_columns(data, needed)
     require_finite(data, needed)
     # formulae re-encodes the rows as in fitting: the training levels of categorical terms,
@@ -144,8 +151,9 @@ def predict(
     if kind == "mean":
         values = family.mean(eta, trials)
     else:
-        aux = {a.name: np.asarray(post[a.name])[..., None] for a in family.aux}
-        values = family.sample(eta, aux, trials, rng).astype(float)
+        aux = {a.name: np.asarray(post[a.name])[..., None] for a in result.spec.aux}
+        se = se_column(data, d.se_name) if d.se_name is not None else None
+        values = family.sample(eta, family.observation_aux(aux, se), trials, rng).astype(float)
     draws_da = xr.DataArray(
         values,
         dims=("chain", "draw", "row"),

@@ -246,6 +246,58 @@ CASES = [
         hm.SpecError,
         ("formula",),
     ),
+    # known standard errors (se=, y | se(sei))
+    Case("se_missing_column", frame, fit(se="sei"), hm.DataError, ("'sei'", "not in the data")),
+    Case(
+        "se_not_positive",
+        with_column("sei", lambda d: np.where(d.index.isin([3, 7]), 0.0, 0.2)),
+        fit(se="sei"),
+        hm.DataError,
+        ("'sei'", "2 value(s) <= 0", "rows 3, 7", "positive"),
+    ),
+    Case(
+        "se_negative_in_formula",
+        with_column("sei", lambda d: np.where(d.index == 5, -0.1, 0.2)),
+        lambda df: hm.fit_hierarchical(df, "y | se(sei) ~ x + (1 | g)", draws=10),
+        hm.DataError,
+        ("'sei'", "row 5", "positive"),
+    ),
+    Case(
+        "se_not_numeric",
+        with_column("sei", lambda d: ["n/a", *[0.2] * (len(d) - 1)]),
+        fit(se="sei"),
+        hm.DataError,
+        ("standard error", "'sei'", "row 0", "'n/a'"),
+    ),
+    Case(
+        "se_nan",
+        with_column("sei", lambda d: np.where(d.index == 4, np.nan, 0.2)),
+        fit(se="sei"),
+        hm.DataError,
+        ("'sei'", "row 4", "missing"),
+    ),
+    Case(
+        "se_with_poisson",
+        with_column("sei", lambda d: 0.2),
+        fit(y="k", family="poisson", se="sei"),
+        hm.SpecError,
+        ("'sei'", "gaussian", "'poisson'", "drop se="),
+    ),
+    Case(
+        "se_with_bernoulli_formula",
+        lambda: frame().assign(b=lambda d: (d["y"] > 0).astype(int), sei=0.2),
+        lambda df: hm.fit_hierarchical(df, "b | se(sei) ~ (1 | g)", family="bernoulli"),
+        hm.SpecError,
+        ("'sei'", "family='gaussian'"),
+    ),
+    Case("sigma_without_se", frame, fit(sigma=True), hm.SpecError, ("sigma=true", "se=")),
+    Case(
+        "se_keyword_and_formula",
+        with_column("sei", lambda d: 0.2),
+        lambda df: hm.fit_hierarchical(df, "y ~ x + (1 | g)", se="sei", draws=10),
+        hm.SpecError,
+        ("['se']", "formula", "y | se(sei) ~"),
+    ),
     # sampling arguments
     Case("draws_zero", frame, fit(draws=0), hm.SpecError, ("draws", ">= 1")),
     Case("draws_negative", frame, fit(draws=-5), hm.SpecError, ("draws", "-5")),
@@ -357,25 +409,34 @@ def test_bad_input(case, bad_input):
     bad_input(case)
 
 
-@pytest.fixture(scope="module")
-def fitted(request):
-    """A fit made with the mocked sampler, for the prediction cases."""
+def _mocked_fit(df, **kw):
+    """fit_hierarchical with the mocked sampler (prior draws)."""
     from pymc.testing import mock_sample_setup_and_teardown
 
     gen = mock_sample_setup_and_teardown()
     next(gen)
     try:
         with pytest.warns(hm.ConvergenceWarning):  # mocked draws are prior draws
-            return hm.fit_hierarchical(
-                frame().assign(c=lambda d: np.where(d["x"] > 0, "hi", "lo")),
-                y="y",
-                group="g",
-                predictors=["x", "c"],
-                draws=20,
-                chains=1,
-            )
+            return hm.fit_hierarchical(df, draws=20, chains=1, **kw)
     finally:
         next(gen, None)
+
+
+@pytest.fixture(scope="module")
+def fitted_se():
+    """A known-se fit made with the mocked sampler, for the prediction cases."""
+    return _mocked_fit(frame().assign(sei=0.3), formula="y | se(sei) ~ x + (1 | g)")
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """A fit made with the mocked sampler, for the prediction cases."""
+    return _mocked_fit(
+        frame().assign(c=lambda d: np.where(d["x"] > 0, "hi", "lo")),
+        y="y",
+        group="g",
+        predictors=["x", "c"],
+    )
 
 
 PREDICT_CASES = [
@@ -427,3 +488,26 @@ PREDICT_CASES = [
 @pytest.mark.parametrize("case", PREDICT_CASES, ids=[c.id for c in PREDICT_CASES])
 def test_bad_prediction_input(case, bad_input, fitted):
     bad_input(case._replace(call=lambda df: case.call(fitted, df)))
+
+
+SE_PREDICT_CASES = [
+    Case(
+        "predict_response_without_se",
+        lambda: pd.DataFrame({"g": ["g1"], "x": [0.0]}),
+        lambda res, df: res.predict(df, kind="response"),
+        hm.DataError,
+        ("kind='response'", "'sei'", "kind='mean'"),
+    ),
+    Case(
+        "predict_response_se_zero",
+        lambda: pd.DataFrame({"g": ["g1", "g2"], "x": [0.0, 1.0], "sei": [0.2, 0.0]}),
+        lambda res, df: res.predict(df, kind="response"),
+        hm.DataError,
+        ("'sei'", "row 1", "positive"),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", SE_PREDICT_CASES, ids=[c.id for c in SE_PREDICT_CASES])
+def test_bad_known_se_prediction_input(case, bad_input, fitted_se):
+    bad_input(case._replace(call=lambda df: case.call(fitted_se, df)))
