@@ -14,8 +14,8 @@ import pandas as pd
 from hiermodels.data import GroupedData
 from hiermodels.errors import SpecError
 from hiermodels.families import Family, get_family
-from hiermodels.names import INTERCEPT, RESIDUAL_SIGMA, effect_name, sigma_name
-from hiermodels.priors import Normal, Prior, resolve_hyperprior
+from hiermodels.names import INTERCEPT, RESIDUAL_SIGMA, corr_name, effect_name, sigma_name
+from hiermodels.priors import LKJ, Normal, Prior, resolve_hyperprior
 from hiermodels.spec import HierarchicalSpec
 
 __all__ = ["ResolvedPrior", "check_spec", "data_scales", "priors_frame", "resolve_priors"]
@@ -111,7 +111,20 @@ def resolve_priors(data: GroupedData, spec: HierarchicalSpec) -> dict[str, Resol
             f"hyperprior {spec.hyperprior if isinstance(spec.hyperprior, str) else 'given'}, "
             f"scale s_y/sd(x) = {scale:.4g}",
         )
+    for f in data.factors:
+        if f.correlated and len(f.varying) > 1:
+            out[corr_name(f.name)] = ResolvedPrior(
+                LKJ(spec.lkj_eta),
+                "correlations of the varying terms",
+                f"LKJ(eta = lkj_eta = {spec.lkj_eta:g})",
+            )
     user = dict(spec.priors)
+    wrong = [k for k, p in user.items() if k in out and isinstance(p, LKJ) != k.endswith("_corr")]
+    if wrong:
+        raise SpecError(
+            f"priors for {wrong}: an LKJ prior is for a {{group}}_corr correlation, and a "
+            "correlation takes only an LKJ prior (e.g. hm.priors.LKJ(4))"
+        )
     unknown = [k for k in user if k not in out]
     if unknown:
         raise SpecError(f"priors given for unknown parameter(s) {unknown}; known: {list(out)}")
@@ -121,13 +134,14 @@ def resolve_priors(data: GroupedData, spec: HierarchicalSpec) -> dict[str, Resol
 
 
 def priors_frame(priors: dict[str, ResolvedPrior]) -> pd.DataFrame:
-    """``default_priors()`` as a table: one row per parameter."""
+    """``default_priors()`` as a table: one row per parameter, with the prior itself (it
+    prints as ``Normal(mu=0, sigma=2.5)`` and can be reused), its role and the rule that set
+    it."""
     return pd.DataFrame(
         {
-            "prior": [str(r.prior) for r in priors.values()],
+            "prior": [r.prior for r in priors.values()],
             "role": [r.role for r in priors.values()],
             "rule": [r.rule for r in priors.values()],
-            "object": [r.prior for r in priors.values()],
         },
         index=pd.Index(list(priors), name="parameter"),
     )

@@ -36,6 +36,6 @@ def to_pandas(data, *, what: str = "data") -> pd.DataFrame:
                 f"{what}: could not read {type(data).__name__} as a table: {error}"
             ) from error
     raise DataError(
-        f"expected a data frame for {what}, got {type(data).__name__}; pass a pandas, polars "
+        f"expected a DataFrame for {what}, got {type(data).__name__}; pass a pandas, polars "
         "or pyarrow table (anything that exposes the Arrow stream, __arrow_c_stream__)"
     )

@@ -14,8 +14,9 @@ from hiermodels.builders.hierarchical import build, build_model
 from hiermodels.data import prepare
 from hiermodels.defaults import priors_frame, resolve_priors
 from hiermodels.engines.mcmc import sample_checked
-from hiermodels.errors import PriorWarning
+from hiermodels.errors import HierModelsError, PriorWarning
 from hiermodels.families import get_family
+from hiermodels.frames import to_pandas
 from hiermodels.names import sigma_name
 from hiermodels.priors import Prior
 from hiermodels.results.hierarchical import HierarchicalResult
@@ -101,7 +102,7 @@ class HierarchicalModel:
     >>> model = hm.HierarchicalModel(radon, y="log_radon", group="county",
     ...                              predictors=["floor"], varying=["floor"])
     >>> model.default_priors().loc["floor|county_sigma", "prior"]
-    'HalfCauchy(beta=2.291)'
+    HalfCauchy(beta=2.291)
     >>> sorted(model.build().named_vars)[:3]
     ['Intercept', 'Intercept_at_means', 'Intercept|county']
 
@@ -176,8 +177,9 @@ class HierarchicalModel:
             priors=self.priors,
             family=self.family,
         )
+        frame = to_pandas(self.data)  # pandas as is; polars, pyarrow, any Arrow-stream table
         data = prepare(
-            self.data,
+            frame,
             y=spec.y,
             groups=spec.groups,
             predictors=spec.predictors,
@@ -187,15 +189,34 @@ class HierarchicalModel:
             se=spec.se,
         )
         get_family(spec.family).check(
-            data.y, self.data.index, spec.y, trials=data.trials, trials_name=spec.trials
+            data.y, frame.index, spec.y, trials=data.trials, trials_name=spec.trials
         )
         return data, spec, resolve_priors(data, spec)
+
+    def __repr__(self) -> str:
+        what = self.formula or (
+            f"y={self.y!r}, group={self.group!r}, predictors={list(self.predictors)}, "
+            f"varying={list(self.varying)}"
+        )
+        try:
+            data, spec, priors = self._prepare()
+        except HierModelsError as error:
+            return f"<HierarchicalModel {what}; not valid yet: {error}>"
+        groups = ", ".join(f"{f.name} ({f.n_groups})" for f in data.factors) or "none"
+        shown = list(priors.items())[:6]
+        listed = "; ".join(f"{name} ~ {r.prior}" for name, r in shown)
+        more = f"; ... {len(priors) - len(shown)} more" if len(priors) > len(shown) else ""
+        return (
+            f"<HierarchicalModel {what}\n  family {spec.family}, {len(data.y)} rows, groups: "
+            f"{groups}\n  priors: {listed}{more} (all: default_priors())>"
+        )
 
     def default_priors(self) -> pd.DataFrame:
         """Every prior the model will use, resolved to numbers, before fitting.
 
-        One row per parameter: ``prior`` (printed), ``role``, ``rule`` (how the default was
-        derived from the data) and ``object`` (the :class:`~hiermodels.priors.Prior`).
+        One row per parameter: ``prior`` (the :class:`~hiermodels.priors.Prior`, printed
+        compactly), ``role`` and ``rule`` (how the default was derived from the data),
+        the LKJ prior of each factor's correlations included.
         """
         return priors_frame(self._prepare()[2])
 
@@ -222,7 +243,7 @@ class HierarchicalModel:
         chains: int = 4,
         random_seed=None,
         sampler: str | None = None,
-        progressbar: bool = False,
+        progressbar: bool | None = None,
         sample_kwargs: Mapping | None = None,
     ) -> HierarchicalResult:
         """Sample the posterior with NUTS (nutpie by default) and check convergence.
@@ -293,7 +314,7 @@ def fit_hierarchical(
     chains: int = 4,
     random_seed=None,
     sampler: str | None = None,
-    progressbar: bool = False,
+    progressbar: bool | None = None,
     sample_kwargs: Mapping | None = None,
 ) -> HierarchicalResult:
     """Fit a varying-intercepts / varying-slopes regression in one call.

@@ -27,6 +27,7 @@ from scipy import stats
 from hiermodels.errors import SpecError
 
 __all__ = [
+    "LKJ",
     "PRESETS",
     "Exponential",
     "Gamma",
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Prior:
     """Base class: a named family with numeric parameters.
 
@@ -99,8 +100,12 @@ class Prior:
         args = ", ".join(f"{k}={v:.4g}" for k, v in self.pymc_params().items())
         return f"{type(self).__name__}({args})"
 
+    def __repr__(self) -> str:
+        # priors print the same everywhere (tables, messages, the REPL): rounded to 4 digits
+        return str(self)
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, repr=False)
 class Normal(Prior):
     """Normal(mu, sigma), for population-level coefficients."""
 
@@ -113,7 +118,7 @@ class Normal(Prior):
         return stats.norm.logpdf(x, self.mu, self.sigma)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class HalfNormal(Prior):
     """Half-normal with scale ``sigma`` on an SD."""
 
@@ -125,7 +130,7 @@ class HalfNormal(Prior):
         return stats.halfnorm.logpdf(x, scale=self.sigma)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class HalfCauchy(Prior):
     """Half-Cauchy with scale ``beta`` on an SD (Gelman 2006)."""
 
@@ -137,7 +142,7 @@ class HalfCauchy(Prior):
         return stats.halfcauchy.logpdf(x, scale=self.beta)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class HalfStudentT(Prior):
     """Half Student-t with scale ``sigma`` and ``nu`` degrees of freedom on an SD."""
 
@@ -152,7 +157,7 @@ class HalfStudentT(Prior):
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Exponential(Prior):
     """Exponential with mean ``scale`` (rate 1/scale) on an SD."""
 
@@ -174,7 +179,7 @@ class Exponential(Prior):
         return stats.expon.logpdf(x, scale=self.scale)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Gamma(Prior):
     """Gamma(alpha, beta) (shape, rate); ``Gamma(2, 0.1)`` is the Student-t degrees-of-freedom
     prior of Juárez & Steel (2010), recommended by the Stan prior-choice wiki."""
@@ -187,7 +192,7 @@ class Gamma(Prior):
         return stats.gamma.logpdf(x, self.alpha, scale=1 / self.beta)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class LogNormal(Prior):
     """Log-normal on an SD: ``log(tau) ~ Normal(mu, sigma)``.
 
@@ -208,7 +213,7 @@ class LogNormal(Prior):
         return stats.lognorm.logpdf(x, s=self.sigma, scale=np.exp(self.mu))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class InverseGamma(Prior):
     """Inverse-gamma(alpha, beta) on the variance tau^2; the model variable is the SD tau.
 
@@ -239,7 +244,7 @@ class InverseGamma(Prior):
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Uniform(Prior):
     """Flat prior on an SD over ``(lower, upper)``; ``upper=None`` is the improper flat prior."""
 
@@ -407,7 +412,7 @@ def resolve_hyperprior(hyperprior: str | Prior, *, scale: float) -> Prior:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class StudentT(Prior):
     """Student-t(nu, mu, sigma) for a population-level coefficient (a pooled effect mu).
 
@@ -429,3 +434,16 @@ class StudentT(Prior):
 
 
 __all__ += ["StudentT"]  # appended: the list above is shared and stays as it was
+
+
+@dataclass(frozen=True, repr=False)
+class LKJ(Prior):
+    """LKJ(eta) on the correlation matrix of a factor's varying terms (Lewandowski,
+    Kurowicka & Joe 2009): eta = 1 is uniform over correlation matrices, eta > 1 favours
+    weaker correlations (eta = 2, the default, as brms). Shown by ``default_priors()`` as
+    ``{group}_corr``; give ``priors={"county_corr": hm.priors.LKJ(4)}`` to change it."""
+
+    eta: float = 2.0
+
+    def create(self, name, **kwargs):
+        raise NotImplementedError("the builder samples LKJ correlations with LKJCholeskyCov")

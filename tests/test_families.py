@@ -90,16 +90,16 @@ def test_default_priors_per_family():
     ).default_priors()
     assert "sigma" not in pois.index
     exposure = np.exp(df["log_exposure"]).sum()
-    assert pois.loc["Intercept", "object"].mu == pytest.approx(
+    assert pois.loc["Intercept", "prior"].mu == pytest.approx(
         np.log((df["y"].sum() + 0.5) / exposure)
     )
     # s_y = 1 on the log scale: coefficient sd 2.5 / sd(x)
-    assert pois.loc["x", "object"].sigma == pytest.approx(2.5 / df["x"].std(ddof=0))
+    assert pois.loc["x", "prior"].sigma == pytest.approx(2.5 / df["x"].std(ddof=0))
     negbin = hm.HierarchicalModel(df, y="y", group="g", family="negative_binomial")
-    assert str(negbin.default_priors().loc["alpha", "object"]) == "HalfCauchy(beta=1)"
+    assert str(negbin.default_priors().loc["alpha", "prior"]) == "HalfCauchy(beta=1)"
     robust = hm.HierarchicalModel(df, y="y", group="g", family="student_t").default_priors()
-    assert str(robust.loc["nu", "object"]) == "Gamma(alpha=2, beta=0.1)"
-    assert robust.loc["sigma", "object"].scale == pytest.approx(df["y"].std())
+    assert str(robust.loc["nu", "prior"]) == "Gamma(alpha=2, beta=0.1)"
+    assert robust.loc["sigma", "prior"].scale == pytest.approx(df["y"].std())
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))

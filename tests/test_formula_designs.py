@@ -207,7 +207,7 @@ def test_priors_by_term_name(df):
         df, FORMULA, priors={"x1:x2": hm.priors.Normal(0, 1), "C(k)[lo]": hm.priors.Normal(0, 2)}
     )
     priors = model.default_priors()
-    assert priors.loc["x1:x2", "prior"] == "Normal(mu=0, sigma=1)"
+    assert str(priors.loc["x1:x2", "prior"]) == "Normal(mu=0, sigma=1)"
     assert priors.loc["x1:x2", "rule"] == "given"
     assert priors.loc["np.log(z)", "rule"] == "Normal(0, 2.5 s_y/sd(x))"
 

@@ -290,7 +290,7 @@ def test_parameterization_and_priors_per_factor():
     assert dims["Intercept|rater_offset"] == ("rater",)
     priors = model.default_priors()
     assert priors.loc["Intercept|rater_sigma", "rule"] == "given"
-    assert priors.loc["Intercept|item_sigma", "prior"].startswith("HalfCauchy")
+    assert str(priors.loc["Intercept|item_sigma", "prior"]).startswith("HalfCauchy")
     with pytest.raises(hm.SpecError, match=r"parameterization given for \['Intercept\|judge'\]"):
         hm.HierarchicalModel(
             df, "y ~ x + (1 | item)", parameterization={"Intercept|judge": "centered"}

@@ -153,7 +153,7 @@ def test_default_priors_have_sigma_only_when_asked(seed):
     assert "sigma" not in plain.index
     assert "sigma" in both.index
     # s_y stays sd(y): the sigma prior is Exponential(mean sd(y)), as without se
-    assert both.loc["sigma", "object"].scale == pytest.approx(df["yi"].std(ddof=1))
+    assert both.loc["sigma", "prior"].scale == pytest.approx(df["yi"].std(ddof=1))
     assert list(plain.index) == [i for i in both.index if i != "sigma"]
 
 

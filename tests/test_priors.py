@@ -84,7 +84,7 @@ def test_explicit_prior_object_overrides_scale(df):
         df, y="y", group="g", predictors=["x"], hyperprior=hm.priors.HalfCauchy(5)
     )
     table = model.default_priors()
-    assert table.loc["Intercept|g_sigma", "prior"] == "HalfCauchy(beta=5)"
+    assert str(table.loc["Intercept|g_sigma", "prior"]) == "HalfCauchy(beta=5)"
     _, values = _rv_params(model.build()["Intercept|g_sigma"])
     assert 5.0 in values
 
@@ -93,15 +93,23 @@ def test_default_priors_resolved_to_numbers(df):
     table = hm.HierarchicalModel(
         df, y="y", group="g", predictors=["x"], varying=["x"]
     ).default_priors()
-    assert list(table.index) == ["Intercept", "x", "sigma", "Intercept|g_sigma", "x|g_sigma"]
+    assert list(table.index) == [
+        "Intercept",
+        "x",
+        "sigma",
+        "Intercept|g_sigma",
+        "x|g_sigma",
+        "g_corr",
+    ]
+    assert str(table.loc["g_corr", "prior"]) == "LKJ(eta=2)"
     s_y, s_x = df["y"].std(), df["x"].std(ddof=0)
-    prior = table.loc["x", "object"]
+    prior = table.loc["x", "prior"]
     assert isinstance(prior, hm.priors.Normal) and prior.mu == 0.0
     assert prior.sigma == pytest.approx(2.5 * s_y / s_x)
     # the intercept's prior is on the intercept at the predictors' means (brms, rstanarm)
-    intercept = table.loc["Intercept", "object"]
+    intercept = table.loc["Intercept", "prior"]
     assert (intercept.mu, intercept.sigma) == pytest.approx((df["y"].mean(), 2.5 * s_y))
-    assert table.loc["sigma", "object"].scale == pytest.approx(s_y)
+    assert table.loc["sigma", "prior"].scale == pytest.approx(s_y)
 
 
 def test_user_prior_by_name(df):
@@ -159,3 +167,23 @@ def test_turner_prior_median_on_tau():
     grid = np.linspace(1e-6, 20, 400_001)
     cdf = np.cumsum(np.exp(prior.logpdf(grid))) * (grid[1] - grid[0])
     assert grid[np.searchsorted(cdf, 0.5)] == pytest.approx(0.278, abs=0.002)
+
+
+def test_lkj_prior_is_listed_and_replaceable(df):
+    kw = {"y": "y", "group": "g", "predictors": ["x"], "varying": ["x"]}
+    model = hm.HierarchicalModel(df, priors={"g_corr": hm.priors.LKJ(4.0)}, **kw)
+    table = model.default_priors()
+    assert table.loc["g_corr", "rule"] == "given"
+    chol = model.build()["g_chol_cov"]
+    assert 4.0 in _rv_params(chol)[1]  # the eta the graph uses
+    with pytest.raises(hm.SpecError, match="LKJ"):
+        hm.HierarchicalModel(df, priors={"g_corr": hm.priors.Normal(0, 1)}, **kw).build()
+    with pytest.raises(hm.SpecError, match="LKJ"):
+        hm.HierarchicalModel(df, priors={"x": hm.priors.LKJ(2.0)}, **kw).build()
+
+
+def test_default_priors_print_as_one_readable_column(df):
+    table = hm.HierarchicalModel(df, y="y", group="g", predictors=["x"]).default_priors()
+    assert list(table.columns) == ["prior", "role", "rule"]
+    text = table.to_string()
+    assert "Normal(mu=0, sigma=" in text and "object" not in text

@@ -168,7 +168,7 @@ def _factor_effects(f: GroupFactor, spec: HierarchicalSpec, priors, location) ->
                 f.varying,
                 f.name,
                 parameterization=spec.parameterization_of(f.varying[0], f.name),
-                chol=_correlated_cholesky(f, spec, sigma_priors),
+                chol=_correlated_cholesky(f, priors[corr_name(f.name)].prior.eta, sigma_priors),
                 location=location,
             )
         ]
@@ -184,7 +184,7 @@ def _factor_effects(f: GroupFactor, spec: HierarchicalSpec, priors, location) ->
     ]
 
 
-def _correlated_cholesky(f: GroupFactor, spec: HierarchicalSpec, sigma_priors: list[Prior]):
+def _correlated_cholesky(f: GroupFactor, eta: float, sigma_priors: list[Prior]):
     """Cholesky factor of the covariance of correlated varying terms, with named SDs and corr.
 
     When the SD priors form one vectorizable family, ``pm.LKJCholeskyCov`` samples SDs and
@@ -198,7 +198,7 @@ def _correlated_cholesky(f: GroupFactor, spec: HierarchicalSpec, sigma_priors: l
         chol, corr, sds = pm.LKJCholeskyCov(
             f"{group}_chol_cov",
             n=q,
-            eta=spec.lkj_eta,
+            eta=eta,
             sd_dist=sd_dist,
             compute_corr=True,
             store_in_trace=False,  # stored below under our names, once
@@ -208,6 +208,6 @@ def _correlated_cholesky(f: GroupFactor, spec: HierarchicalSpec, sigma_priors: l
         pm.Deterministic(corr_name(group), corr, dims=dims)
         return chol
     sigmas = [p.create(sigma_name(t, group)) for t, p in zip(f.varying, sigma_priors, strict=True)]
-    chol_corr = pm.LKJCorr(f"{group}_corr_chol", n=q, eta=spec.lkj_eta)
+    chol_corr = pm.LKJCorr(f"{group}_corr_chol", n=q, eta=eta)
     pm.Deterministic(corr_name(group), chol_corr @ chol_corr.T, dims=dims)
     return pt.stack(sigmas)[:, None] * chol_corr

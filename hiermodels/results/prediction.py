@@ -20,6 +20,7 @@ import xarray as xr
 from hiermodels.columns import numeric_column, require_columns, require_finite
 from hiermodels.data import factor_labels, se_column
 from hiermodels.errors import DataError, SpecError, format_rows
+from hiermodels.frames import to_pandas
 from hiermodels.names import corr_name, effect_name, sigma_name
 from hiermodels.results.draws import linear_predictor_draws
 
@@ -86,6 +87,7 @@ def predict(
         raise SpecError(f"kind must be one of {KINDS}, got {kind!r}")
     if new_groups not in NEW_GROUPS:
         raise SpecError(f"new_groups must be one of {NEW_GROUPS}, got {new_groups!r}")
+    data = to_pandas(data, what="the new rows")
     d, family = result.data, result.family
     columns = list(dict.fromkeys(c for f in d.factors for c in f.columns))
     needed = list(dict.fromkeys([*columns, *d.design.columns]))
