@@ -1,14 +1,13 @@
-"""Matplotlib plots: forest, cumulative forest and funnel (meta-analysis), shrinkage arrows
-(pooling), PPC."""
+"""Matplotlib plots: cumulative forest (meta-analysis), shrinkage arrows (pooling), PPC.
+
+The forest, funnel, bubble and posterior plots of a meta-analysis are in
+:mod:`hiermodels.plots_meta`."""
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
-__all__ = ["cumulative_forest", "forest", "funnel", "ppc_overlay", "shrinkage_arrows"]
-
-Z95 = 1.959963984540054
+__all__ = ["cumulative_forest", "ppc_overlay", "shrinkage_arrows"]
 
 
 def _figure(ax, size):
@@ -24,80 +23,6 @@ def _finish(fig, path):
     if path is not None:
         fig.savefig(path, dpi=120, bbox_inches="tight")
     return fig
-
-
-def forest(result, *, path=None, prob=0.95, ax=None):
-    """One row per study (observed +/- z se, shrunken posterior interval), then the pooled
-    effect (diamond) and the prediction interval for a new study."""
-    effects = result.study_effects(prob)
-    summary = result.summary(prob)
-    k = len(effects)
-    fig, ax = _figure(ax, (7, 0.45 * k + 2.0))
-    rows = np.arange(k)[::-1] + 2.0
-    z = float(stats.norm.ppf((1 + prob) / 2))
-    est, se = effects["estimate"].to_numpy(), effects["se"].to_numpy()
-    ax.errorbar(
-        est, rows + 0.15, xerr=z * se, fmt="s", color="0.35", ms=5, capsize=2, label="observed"
-    )
-    ax.errorbar(
-        effects["mean"],
-        rows - 0.15,
-        # clipped: for a study with a tiny se the interval is a point, and rounding can put
-        # the mean a hair outside it
-        xerr=np.maximum(
-            0.0,
-            [effects["mean"] - effects["ci_low"], effects["ci_high"] - effects["mean"]],
-        ),
-        fmt="o",
-        color="C0",
-        ms=5,
-        capsize=2,
-        label="shrunken (posterior)",
-    )
-    name = result.coefficient_names[0]
-    mu = summary.loc[name]
-    ax.fill(
-        [mu["ci_low"], mu["mean"], mu["ci_high"], mu["mean"]],
-        [1.0, 1.25, 1.0, 0.75],
-        color="C3",
-        label=f"pooled {name}",
-    )
-    new = summary.loc["theta_new"]
-    ax.plot(
-        [new["ci_low"], new["ci_high"]],
-        [0.3, 0.3],
-        color="C3",
-        lw=3,
-        alpha=0.5,
-        label="prediction (new study)",
-    )
-    ax.axvline(mu["mean"], color="C3", lw=0.8, ls="--")
-    ax.set_yticks([*rows, 1.0, 0.3])
-    ax.set_yticklabels([*effects["study"], name, "new study"])
-    ax.set_xlabel(f"{result.data.estimate} ({int(100 * prob)}% intervals)")
-    ax.legend(loc="upper right", fontsize=8)
-    ax.set_title(f"Forest plot ({result.method}; tau ~ {result.tau_prior})", fontsize=10)
-    return _finish(fig, path)
-
-
-def funnel(result, *, path=None, ax=None):
-    """Estimates against standard errors (inverted axis) with the pooled effect and the
-    region mu +/- 1.96 se where 95% of studies would fall without heterogeneity or bias."""
-    d = result.data
-    fig, ax = _figure(ax, (6, 5))
-    mu = float(result.summary().iloc[0]["mean"])
-    se_max = float(d.se.max()) * 1.1
-    grid = np.linspace(0, se_max, 50)
-    ax.fill_betweenx(grid, mu - Z95 * grid, mu + Z95 * grid, color="0.9", label="mu ± 1.96 se")
-    ax.scatter(d.y, d.se, color="C0", zorder=3, label="studies")
-    ax.axvline(mu, color="C3", lw=1, label="pooled mu (posterior mean)")
-    ax.set_ylim(se_max, 0)
-    ax.set_xlabel(d.estimate)
-    ax.set_ylabel(f"standard error ({d.se_name})")
-    # below the axes: inside, any fixed corner can hide a study
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, fontsize=8, frameon=False)
-    ax.set_title(f"Funnel plot ({d.k} studies)", fontsize=10)
-    return _finish(fig, path)
 
 
 def shrinkage_arrows(comparison, *, term, path=None, ax=None, max_labels=30):

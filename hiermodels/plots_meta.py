@@ -208,6 +208,7 @@ def forest_plot(
     title=None,
     level=0.95,
     path=None,
+    ax=None,
 ):
     """A forest plot fit for a paper, from a tidy per-study table.
 
@@ -243,6 +244,9 @@ def forest_plot(
         Confidence level of the intervals given, for the column header.
     path : str or path-like, optional
         Where to save the figure.
+    ax : matplotlib Axes, optional
+        Draw into this Axes (the text columns go to its right, so leave room); default a new
+        figure sized to the rows.
 
     Returns
     -------
@@ -292,8 +296,14 @@ def forest_plot(
         rows.append(("prediction", prediction))
     n = len(rows)
     with _rc():
-        fig, ax = _figure(None, (8.0, STYLE.row_height * (n + 3) + 0.9))
-        fig.subplots_adjust(left=0.28, right=0.58)
+        own = ax is None
+        footer_lines = footer.count("\n") + 1 if footer else 0
+        height = STYLE.row_height * (n + 3) + 0.9 + 0.17 * footer_lines
+        fig, ax = _figure(ax, (8.0, height))
+        if own:
+            # room below the axis label for the footer's lines (inches -> figure fraction)
+            bottom = (0.55 + 0.17 * footer_lines) / height
+            fig.subplots_adjust(left=0.28, right=0.58, bottom=bottom, top=1 - 0.3 / height)
         ys = np.arange(n, 0, -1, dtype=float)
         studies = [(y, r) for y, (kind, r) in zip(ys, rows, strict=True) if kind == "study"]
         sy = np.array([y for y, _ in studies])
@@ -377,6 +387,12 @@ def forest_plot(
         ax.set_yticks([])
         ax.spines["left"].set_visible(False)
         everything = [*lo, *hi, null, *(pooled or ()), *(prediction or ())]
+        if shrunken:
+            everything += [*s_lo, *s_hi]
+        if fitted is not None:
+            everything += [float(r[fitted]) for _, r in studies]
+        for _e, a, b in (subgroup_pooled or {}).values():
+            everything += [a, b]
         pad = 0.05 * (max(everything) - min(everything) or 1.0)
         ax.set_xlim(min(everything) - pad, max(everything) + pad)
         _format_axis(ax, tr)
@@ -447,7 +463,11 @@ def funnel_plot(
     span = np.concatenate([y, fy, [center]])
     alphas = sorted(contours, reverse=True)  # 0.10, 0.05, 0.01: widening z
     z = [float(stats.norm.isf(a / 2)) for a in alphas]
-    half = max(np.max(np.abs(span)) * 1.1, z[-1] * se_max * 1.15)
+    z95 = float(stats.norm.isf(0.025))
+    widest = max([*z, z95])  # without contours, the pseudo 95% region sets the width
+    half = max(
+        np.max(np.abs(span)) * 1.1, widest * se_max * 1.15, (abs(center) + z95 * se_max) * 1.05
+    )
     with _rc():
         fig, ax = _figure(ax, (5.5, 4.5))
         grid = np.array([0.0, se_max])
@@ -468,7 +488,6 @@ def funnel_plot(
                     zorder=0,
                 )
             )
-        z95 = float(stats.norm.isf(0.025))
         ax.plot(
             center - z95 * grid, grid, ls="--", color=STYLE.null_colour, lw=0.8, gid="pseudo_ci"
         )

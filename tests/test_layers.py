@@ -66,10 +66,13 @@ FLOW = [
     "builders.likelihoods",
     "builders.hierarchical",
     "meta.builder",
+    "meta.multilevel_builder",
     # engines: the only place that samples or integrates
     "engines.mcmc",
     "meta.engines",
+    "meta.multilevel_engines",
     "meta.mcmc",
+    "meta.multilevel_mcmc",
     # results
     "results.draws",
     "results.idata",
@@ -80,9 +83,14 @@ FLOW = [
     "meta.inference",
     "meta.sensitivity",
     "meta.subgroups",
+    "meta.bias",
+    "meta.bayes",
+    "meta.figures",
     "meta.fitfile",
     "meta.result",
+    "meta.multilevel",
     # entry points
+    "meta.multilevel_api",
     "meta.api",
     "models",
     "files",
@@ -158,7 +166,13 @@ def test_the_check_can_fail(tmp_path):
 
 @pytest.mark.parametrize(
     "module",
-    ["hiermodels", "hiermodels.numerics.exact", "hiermodels.meta.engines", "hiermodels.data"],
+    [
+        "hiermodels",
+        "hiermodels.numerics.exact",
+        "hiermodels.meta.engines",
+        "hiermodels.meta.multilevel_api",
+        "hiermodels.data",
+    ],
 )
 def test_lower_layers_import_without_pymc_or_matplotlib(module):
     code = (

@@ -175,8 +175,8 @@ def test_leave_one_out_matches_refit(rubin, schools_meta):
 
 def test_plots_render_one_row_per_study(schools_meta, tmp_path):
     fig = schools_meta.plot_forest(tmp_path / "forest.png")
-    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
-    assert labels == [*"ABCDEFGH", "mu", "new study"]
+    labels = [t.get_text() for t in fig.axes[0].texts if t.get_gid() == "label"]
+    assert labels == [*"ABCDEFGH", "Pooled estimate", "Prediction interval"]
     assert (tmp_path / "forest.png").stat().st_size > 10_000
     fig = schools_meta.plot_funnel(tmp_path / "funnel.png")
     assert len(fig.axes[0].collections[-1].get_offsets()) == 8

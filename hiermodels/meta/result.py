@@ -102,12 +102,21 @@ class MetaAnalysisResult:
     _draws = draws
 
     # -- summaries ------------------------------------------------------------------------
-    def summary(self, prob: float = 0.95, *, transform=None) -> pd.DataFrame:
+    def summary(
+        self, prob: float = 0.95, *, transform=None, interval: str = "equal_tailed"
+    ) -> pd.DataFrame:
         """Posterior of the coefficients (``mu``), ``tau`` and ``theta_new`` (a new study).
 
         Columns mean, sd, median, ci_low, ci_high (equal-tailed ``prob`` interval). With an
         exact posterior (``method="exact"``) the numbers are exact (numerical integration,
         not draws); otherwise they come from the draws, with ess_bulk, ess_tail and r_hat.
+
+        ``interval="hdi"``: ci_low, ci_high are the shortest ``prob`` intervals (highest
+        posterior density, as bayesmeta quotes them; for tau they start at 0 when its mode is
+        there) and a ``mode`` column follows the median; exact from the exact posterior's
+        densities, or the shortest interval of the draws (mode NaN) otherwise. See
+        :func:`hiermodels.meta.bayes.hdi_summary`. With ``transform`` the limits still hold
+        ``prob`` but are shortest on the analysis scale only.
 
         ``transform`` (metafor's ``transf=``: "exp" for log ratios, "tanh" for Fisher's z,
         "expit" for logits, or an increasing function) back-transforms the location rows
@@ -125,7 +134,14 @@ class MetaAnalysisResult:
         >>> bool(rr.loc["mu", "ci_high"] < 1)
         True
         """
-        table = self._summary(inference.check_prob(prob))
+        prob = inference.check_prob(prob)
+        if interval not in ("equal_tailed", "hdi"):
+            raise SpecError(f"interval must be 'equal_tailed' or 'hdi', got {interval!r}")
+        table = self._summary(prob)
+        if interval == "hdi":
+            from hiermodels.meta.bayes import hdi_summary
+
+            table = hdi_summary(self, table, prob)
         f = inference.resolve_transform(transform)
         if f is None:
             return table
@@ -471,20 +487,238 @@ class MetaAnalysisResult:
         """
         return sensitivity.cumulative_table(self, order, method, test, prob)
 
-    # -- plots ----------------------------------------------------------------------------
-    def plot_forest(self, path=None, *, prob: float = 0.95, ax=None):
-        """Forest plot: observed and shrunken estimates per study, pooled effect, prediction
-        interval. Saves to ``path`` if given; returns the matplotlib Figure."""
-        from hiermodels.plots import forest
+    # -- small-study effects (hiermodels.meta.bias) ------------------------------------------
+    def egger_test(
+        self,
+        *,
+        model: str = "rma",
+        predictor: str = "sei",
+        ni=None,
+        method: str = "REML",
+        test: str = "z",
+        prob: float = 0.95,
+    ):
+        """Egger's regression test for funnel-plot asymmetry (metafor's ``regtest``).
 
-        return forest(self, path=path, prob=prob, ax=ax)
+        ``model="rma"`` adds the ``predictor`` ("sei", "vi", "ninv", "sqrtninv"; the last two
+        need ``ni``, a column of total sample sizes or one number per study) to a
+        random-effects meta-regression (tau^2 by ``method``); ``model="lm"`` is Egger et al.'s
+        (1997) weighted regression. Returns an :class:`~hiermodels.meta.bias.EggerResult`:
+        ``stat``, ``pvalue``, ``limit_estimate`` with ``limit_ci_low``/``limit_ci_high`` (the
+        effect of a study of infinite precision), ``reading``, ``to_series()``. Defined for a
+        meta-regression too: the predictor joins the moderators (no limit estimate then).
 
-    def plot_funnel(self, path=None, *, ax=None):
-        """Funnel plot: estimates against standard errors with the pooled effect and its
-        pseudo 95% region. Saves to ``path`` if given; returns the matplotlib Figure."""
-        from hiermodels.plots import funnel
+        Examples
+        --------
+        >>> import hiermodels as hm
+        >>> bcg = hm.effect_sizes(hm.datasets.load("bcg"), "RR", ai="tpos", bi="tneg",
+        ...                       ci="cpos", di="cneg")
+        >>> meta = hm.meta_analysis(bcg, estimate="yi", vi="vi", study="trial")
+        >>> round(meta.egger_test().stat, 4)  # metafor: regtest(rma(yi, vi, data=dat.bcg))
+        -0.8033
+        """
+        from hiermodels.meta.bias import egger_test
 
-        return funnel(self, path=path, ax=ax)
+        return egger_test(
+            self, model=model, predictor=predictor, ni=ni, method=method, test=test, prob=prob
+        )
+
+    def rank_test(self):
+        """Begg & Mazumdar's rank correlation test (metafor's ``ranktest``): ``tau``
+        (Kendall's), ``pvalue``, ``reading``. Not for a meta-regression (SpecError)."""
+        from hiermodels.meta.bias import rank_test
+
+        return rank_test(self)
+
+    def trim_and_fill(
+        self,
+        *,
+        estimator: str = "L0",
+        side: str | None = None,
+        method: str = "REML",
+        test: str = "z",
+        prob: float = 0.95,
+    ):
+        """Duval & Tweedie's trim and fill (metafor's ``trimfill``; ``method="EE"`` is their
+        original). Returns a :class:`~hiermodels.meta.bias.TrimAndFillResult`: ``k0``,
+        ``side``, ``se_k0``, the pooled ``mu`` with ``ci_low``/``ci_high`` of the observed and
+        filled studies, the filled studies as a DataFrame (``filled``) and ``reading``. Not
+        for a meta-regression: it mirrors studies about one pooled effect (SpecError).
+
+        Examples
+        --------
+        >>> import hiermodels as hm
+        >>> bcg = hm.effect_sizes(hm.datasets.load("bcg"), "RR", ai="tpos", bi="tneg",
+        ...                       ci="cpos", di="cneg")
+        >>> meta = hm.meta_analysis(bcg, estimate="yi", vi="vi", study="trial")
+        >>> tf = meta.trim_and_fill(method="EE")  # metafor: 4 filled on the right
+        >>> tf.k0, tf.side, len(tf.filled)
+        (4, 'right', 4)
+        """
+        from hiermodels.meta.bias import trim_and_fill
+
+        return trim_and_fill(
+            self, estimator=estimator, side=side, method=method, test=test, prob=prob
+        )
+
+    def pet_peese(self, *, direction: str | None = None, alpha: float = 0.05, prob=0.95):
+        """PET-PEESE (Stanley & Doucouliagos 2014): ``estimate``, ``ci_low``, ``ci_high`` of
+        the line the conditional rule picks (``use``), both lines (``pet``, ``peese``) and
+        ``reading``. Not for a meta-regression (SpecError)."""
+        from hiermodels.meta.bias import pet_peese
+
+        return pet_peese(self, direction=direction, alpha=alpha, prob=prob)
+
+    # -- what bayesmeta reports (hiermodels.meta.bayes) -------------------------------------
+    def bayes_factors(self, which=("mu", "tau")) -> pd.DataFrame:
+        """Bayes factors for mu = 0 and tau = 0, by the Savage-Dickey density ratio at the
+        exact marginal densities (bayesmeta's ``bayesfactor``).
+
+        One row per hypothesis (``"mu = 0"``, ``"tau = 0"``): ``bf01`` (evidence for the
+        null), ``bf10``, the posterior and prior densities at the point and a ``reading``.
+        Needs the exact engine and no moderators; the mu test needs a proper normal prior on
+        mu (``mu_prior=hm.priors.Normal(0, s)``), the tau test a proper tau prior; otherwise
+        :class:`~hiermodels.errors.SpecError` naming the fix. For an MCMC fit this is a
+        SpecError, not a density estimate from the draws: at tau = 0, the edge of tau's
+        support, a kernel estimate is biased. ``which="tau"`` asks for the tau test alone.
+
+        Examples
+        --------
+        >>> import hiermodels as hm
+        >>> schools = hm.datasets.load("eight_schools")
+        >>> meta = hm.meta_analysis(schools, estimate="y", se="sigma", study="school",
+        ...                         mu_prior=hm.priors.Normal(0, 50),
+        ...                         hyperprior=hm.priors.HalfCauchy(25))
+        >>> round(float(meta.bayes_factors().loc["tau = 0", "bf01"]), 2)  # rounded data
+        4.43
+        """
+        from hiermodels.meta.bayes import bayes_factors
+
+        return bayes_factors(self, which)
+
+    def prior_sensitivity(self, presets=None, *, prob: float = 0.95) -> pd.DataFrame:
+        """The posterior under several tau priors, one row each (exact refits: milliseconds).
+
+        ``presets``: keys of :data:`hiermodels.priors.PRESETS` (scaled by the data as in
+        :func:`~hiermodels.meta_analysis`) or prior objects; default
+        :data:`hiermodels.meta.bayes.DEFAULT_PRESETS` ("half_cauchy", "half_normal",
+        "half_t", "exponential", "uniform"). Columns ``prior``, ``mu_mean``,
+        ``mu_median``, ``mu_ci_low``, ``mu_ci_high`` (the intercept with moderators),
+        ``tau_median``, ``tau_ci_low``, ``tau_ci_high``, ``theta_new_ci_low``,
+        ``theta_new_ci_high`` (equal-tailed ``prob``) and ``bf01_mu``, ``bf01_tau`` (NaN
+        where not defined: flat mu prior, improper tau prior, moderators). The mu prior is
+        this fit's; it must be flat or normal.
+        """
+        from hiermodels.meta.bayes import DEFAULT_PRESETS, prior_sensitivity
+
+        presets = DEFAULT_PRESETS if presets is None else presets
+        return prior_sensitivity(self, presets, inference.check_prob(prob))
+
+    # -- plots (hiermodels.meta.figures) ------------------------------------------------------
+    def plot_forest(
+        self,
+        path=None,
+        *,
+        prob: float = 0.95,
+        ax=None,
+        transform=None,
+        sort=None,
+        shrunken: bool = False,
+        method: str = "bayes",
+        subgroup: str | None = None,
+        xlabel: str | None = None,
+    ):
+        """Forest plot: per study its label, interval (estimate +/- z se) and square (area by
+        weight), "estimate [CI]" on the ``transform``-ed scale and the weight in percent
+        (REML, or ``method``'s); a line at no effect, the pooled diamond and the prediction
+        interval; a footer with the heterogeneity statistics.
+
+        ``method="bayes"`` (default): the diamond is the posterior mean of mu with its
+        equal-tailed ``prob`` interval, the bar theta_new's interval, the footer tau's
+        posterior median and interval and Cochran's Q; a tau^2 estimator ("REML", "DL", ...)
+        gives metafor's frequentist forest (Q, df, p, I^2, tau^2). ``shrunken=True`` adds
+        each study's posterior interval (coloured, below the observed one); ``sort`` is None,
+        "estimate" or "weight"; ``subgroup`` (default the ``subgroup=`` of
+        :func:`~hiermodels.meta_analysis`) draws one block and diamond per level and the test
+        for subgroup differences. A meta-regression shows each study's fitted value and no
+        pooled diamond. Saves to ``path`` if given; returns the matplotlib Figure.
+        """
+        from hiermodels.meta.figures import plot_forest
+
+        return plot_forest(
+            self,
+            path,
+            prob=prob,
+            ax=ax,
+            transform=transform,
+            sort=sort,
+            shrunken=shrunken,
+            method=method,
+            subgroup=subgroup,
+            xlabel=xlabel,
+        )
+
+    def plot_funnel(
+        self,
+        path=None,
+        *,
+        contours=True,
+        trim_and_fill: bool = False,
+        egger: bool = False,
+        transform=None,
+        ax=None,
+    ):
+        """Contour-enhanced funnel plot (Peters et al. 2008): estimates against standard
+        errors, regions where a study would be significant at 10%, 5%, 1% (``contours``:
+        True, False or levels), the REML estimate and its pseudo 95% funnel;
+        ``trim_and_fill=True`` adds the filled studies (hollow), ``egger=True`` Egger's line.
+        For a meta-regression the residuals are shown (as metafor's ``funnel``). Saves to
+        ``path`` if given; returns the matplotlib Figure."""
+        from hiermodels.meta.figures import plot_funnel
+
+        return plot_funnel(
+            self,
+            path,
+            contours=contours,
+            trim_and_fill=trim_and_fill,
+            egger=egger,
+            transform=transform,
+            ax=ax,
+        )
+
+    def plot_moderator(
+        self,
+        moderator: str,
+        path=None,
+        *,
+        prob: float = 0.95,
+        method: str = "REML",
+        transform=None,
+        ax=None,
+    ):
+        """Bubble plot of a meta-regression (metafor's ``regplot``): estimates against
+        ``moderator`` (area by random-effects weight), the ``method`` fit with its confidence
+        and prediction bands (other moderators at their means). Returns the Figure."""
+        from hiermodels.meta.figures import plot_moderator
+
+        return plot_moderator(
+            self, moderator, path, prob=prob, method=method, transform=transform, ax=ax
+        )
+
+    def plot_tau(self, path=None, *, prob: float = 0.95, ax=None):
+        """Posterior density of tau (exact, or a kernel density of the draws) with its prior
+        (dashed) and the equal-tailed ``prob`` interval shaded. Returns the Figure."""
+        from hiermodels.meta.figures import plot_tau
+
+        return plot_tau(self, path, prob=prob, ax=ax)
+
+    def plot_joint(self, path=None, *, ax=None):
+        """Joint posterior density of (mu, tau) with its 50/90/95/99% highest-density regions
+        (exact for an exact fit without moderators, a kernel density of the draws otherwise).
+        Returns the Figure."""
+        from hiermodels.meta.figures import plot_joint
+
+        return plot_joint(self, path, ax=ax)
 
     def plot_cumulative(
         self, path=None, *, order=None, method: str = "REML", prob: float = 0.95, ax=None
