@@ -66,7 +66,7 @@ def report_fit(result, *, n_groups_shown: int = 5) -> None:
     """Print a fitted model's summary and its most / least shrunken groups."""
     _print_table("Population-level parameters (95% intervals):", result.summary())
     effects = result.group_effects()
-    columns = ["group", "n_obs", "no_pooling", "mean", "population", "shrinkage"]
+    columns = ["group", "n_obs", "no_pooling", "mean", "population", "pooling_factor"]
     for factor, rows in effects[effects["term"] == "Intercept"].groupby("factor", sort=False):
         ranked = rows.sort_values("n_obs", kind="stable")[columns].dropna(axis=1, how="all")
         _print_table(
@@ -102,7 +102,11 @@ def report_pooling(comparison, *, plot: str | None) -> None:
     shrink = comparison.shrinkage().set_index("group").drop(columns="term")
     if len(shrink) > 12:
         shrink = _ends(shrink.sort_values(precision), 6)
-    _print_table("Shrinkage toward complete pooling (0 = none, 1 = all the way):", shrink)
+    _print_table(
+        "Pooling toward the population value (pooling_factor: 0 = keeps its own estimate, "
+        "1 = pulled all the way):",
+        shrink,
+    )
     table = comparison.compare()
     _print_table("Out-of-sample comparison (higher elpd is better):", table)
     print("\n" + table.attrs["verdict"])

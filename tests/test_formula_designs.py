@@ -110,7 +110,7 @@ def test_no_grouping_term_is_a_plain_regression(mock_pymc_sample, df, tmp_path):
     assert effects.empty
     assert list(effects.columns) == [
         "factor", "group", "term", "mean", "sd", "ci_low", "ci_high", "deviation", "n_obs",
-        "no_pooling", "population", "shrinkage",
+        "no_pooling", "population", "pooling_factor", "shrinkage_ratio",
     ]  # fmt: skip
     pred = res.predict(df.drop(columns="g"))  # no group column needed
     np.testing.assert_allclose(pred.draws.values, res.linear_predictor())

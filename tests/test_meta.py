@@ -141,7 +141,7 @@ def test_study_effects(schools_meta):
         "ci_low",
         "ci_high",
         "pooling_factor",
-        "shrinkage",
+        "shrinkage_ratio",
         "weight",
     ]:
         assert col in effects.columns

@@ -55,7 +55,8 @@ def test_group_effects_table(result, radon):
         "n_obs",
         "no_pooling",
         "population",
-        "shrinkage",
+        "pooling_factor",
+        "shrinkage_ratio",
         "deviation",
     ]:
         assert column in table.columns

@@ -6,7 +6,7 @@ import pytest
 from scipy import integrate, stats
 
 import hiermodels as hm
-from hiermodels.numerics.pooling import shrinkage
+from hiermodels.numerics.pooling import shrinkage_ratio
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +51,13 @@ def test_partial_pooling_lies_between_and_least_precise_move_most(cmp):
     assert by_se["pooling_factor"].is_monotonic_increasing
     # schools far from the pooled mean (where the ratio is stable): the noisier, the more
     far = s[(s["no_pooling"] - s["complete"]).abs() > 5]
-    assert stats.spearmanr(far["se"], far["shrinkage"]).statistic > 0.8
+    assert stats.spearmanr(far["se"], far["pooling_factor"]).statistic > 0.8
+    # one definition of the ratio: toward the population value, where the gap exceeds one se
     np.testing.assert_allclose(
-        s["shrinkage"], shrinkage(s["no_pooling"], s["partial"], s["complete"])
+        s["shrinkage_ratio"],
+        shrinkage_ratio(s["no_pooling"], s["partial"], s["population"], s["se"]),
     )
+    assert s["shrinkage_ratio"].dropna().between(0, 1).all()
 
 
 def test_partial_pooling_matches_meta_analysis(cmp, schools):

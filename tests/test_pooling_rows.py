@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 
 import hiermodels as hm
-from hiermodels.numerics.pooling import shrinkage
+from hiermodels.numerics.pooling import shrinkage_ratio
 
 mock_draws = pytest.mark.filterwarnings("ignore::hiermodels.errors.ConvergenceWarning")
 
@@ -36,19 +36,23 @@ def test_rows_plumbing_with_varying_slopes(mocked, simulated):
 
 @mock_draws
 def test_shrinkage_is_shared_with_group_effects(mocked):
-    """One definition of shrinkage (numerics.pooling.shrinkage) and of the no-pooling estimate
-    for HierarchicalResult.group_effects and PoolingComparison.shrinkage."""
+    """One definition of shrinkage (numerics.pooling: pooling_factor and shrinkage_ratio) and
+    of the no-pooling estimate for HierarchicalResult.group_effects and
+    PoolingComparison.shrinkage."""
     effects = mocked.partial.group_effects()
     table = mocked.shrinkage()
     np.testing.assert_allclose(table["no_pooling"], effects["no_pooling"])
     np.testing.assert_allclose(table["partial"], effects["mean"])
+    _, own_se = mocked.partial.no_pooling()
     np.testing.assert_allclose(
-        effects["shrinkage"],
-        shrinkage(effects["no_pooling"], effects["mean"], effects["population"]),
+        effects["shrinkage_ratio"],
+        shrinkage_ratio(
+            effects["no_pooling"], effects["mean"], effects["population"], own_se.T.ravel()
+        ),
     )
-    np.testing.assert_allclose(
-        table["shrinkage"], shrinkage(table["no_pooling"], table["partial"], table["complete"])
-    )
+    for column in ("pooling_factor", "shrinkage_ratio"):
+        np.testing.assert_allclose(table[column], effects[column])
+    assert effects["pooling_factor"].dropna().between(0, 1).all()
 
 
 @mock_draws

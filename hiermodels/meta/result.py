@@ -25,7 +25,7 @@ from hiermodels.meta.engines import EngineFit, exact_fit, exact_takes
 from hiermodels.meta.spec import MetaSpec
 from hiermodels.numerics import heterogeneity as het
 from hiermodels.numerics.exact import ExactPosterior
-from hiermodels.numerics.pooling import shrinkage
+from hiermodels.numerics.pooling import shrinkage_ratio
 from hiermodels.priors import Prior
 
 if TYPE_CHECKING:
@@ -227,8 +227,9 @@ class MetaAnalysisResult:
 
         Columns ``study``, ``estimate``, ``se``, ``mean``, ``sd``, ``ci_low``, ``ci_high``
         (posterior of theta_i), ``pooling_factor`` (E[se^2/(se^2 + tau^2) | y], BDA3 eq. 5.17),
-        ``shrinkage`` (fraction of the way from the estimate to the population mean, see
-        :func:`hiermodels.numerics.pooling.shrinkage`) and ``weight`` (percent weight of the
+        ``shrinkage_ratio`` (the fraction of the gap between the estimate and the population
+        mean that was closed, where the gap is at least one se; see
+        :func:`hiermodels.numerics.pooling.shrinkage_ratio`) and ``weight`` (percent weight of the
         study in the REML pooled estimate, as metafor reports it).
 
         ``transform`` back-transforms ``estimate``, the posterior ``median`` (added) and the
@@ -273,7 +274,7 @@ class MetaAnalysisResult:
                 "ci_high": cols["upper"],
                 "median": cols["median"],
                 "pooling_factor": pooling,
-                "shrinkage": shrinkage(d.y, cols["mean"], d.X @ beta_mean),
+                "shrinkage_ratio": shrinkage_ratio(d.y, cols["mean"], d.X @ beta_mean, d.se),
                 "weight": 100 * w / w.sum(),
             }
         )

@@ -1,4 +1,5 @@
-"""No-pooling estimates and the shrinkage measure shared by every result (numpy only)."""
+"""No-pooling estimates and the two shrinkage measures shared by every result (numpy only):
+the pooling factor (the headline, in [0, 1]) and the shrinkage ratio (where stable)."""
 
 from __future__ import annotations
 
@@ -6,30 +7,60 @@ import numpy as np
 
 from hiermodels.numerics.linear import flat_prior_regression
 
-__all__ = ["no_pooling_design", "no_pooling_fit", "no_pooling_glm", "shrinkage"]
+__all__ = [
+    "no_pooling_design",
+    "no_pooling_fit",
+    "no_pooling_glm",
+    "pooling_factor",
+    "shrinkage_ratio",
+]
 
 
-def shrinkage(no_pooling, partial, complete):
-    """Fraction of the way each estimate moved from no pooling toward complete pooling.
+def pooling_factor(se, tau_draws) -> np.ndarray:
+    """How much each group is pooled toward its population value, in [0, 1]: the headline
+    shrinkage number of every result.
 
-    ``(no_pooling - partial) / (no_pooling - complete)``: 0 means the group kept its own
-    estimate, 1 that it was pulled all the way to the population value. For the normal-normal
-    model it equals ``sigma_j^2 / (sigma_j^2 + tau^2)`` at fixed tau (BDA3 eq. 5.17).
-    NaN where the group has no estimate of its own or it already equals the population value.
+    ``E[se_j^2 / (se_j^2 + tau^2) | y]`` over the posterior draws of tau, with ``se_j`` the
+    standard error of group j's own (no-pooling) estimate: 0 = the group keeps its own
+    estimate, 1 = it is pulled all the way to the population value. For the normal-normal
+    model this is exactly the weight BDA3 eq. 5.17 puts on the population mean; for a
+    regression term it is the same ratio with the group's own standard error (Gelman &
+    Pardoe 2006's pooling factor, per group). NaN where the group has no estimate of its
+    own (NaN se).
 
     Examples
     --------
-    >>> shrinkage(10.0, 7.0, 4.0)
+    >>> float(pooling_factor(1.0, np.array([1.0, 1.0])))
     0.5
     """
-    no_pooling, partial, complete = np.broadcast_arrays(
-        *(np.asarray(a, dtype=float) for a in (no_pooling, partial, complete))
+    se = np.asarray(se, dtype=float)
+    tau2 = np.asarray(tau_draws, dtype=float).reshape(-1, *([1] * se.ndim)) ** 2
+    with np.errstate(invalid="ignore"):
+        factor = (se**2 / (se**2 + tau2)).mean(axis=0)
+    return float(factor) if factor.ndim == 0 else factor
+
+
+def shrinkage_ratio(no_pooling, partial, population, se):
+    """The fraction of the gap between a group's own estimate and its population value that
+    partial pooling closed, ``(no_pooling - partial) / (no_pooling - population)``, reported
+    only where it is stable: where the gap is at least one standard error of the own
+    estimate. Elsewhere (an estimate already near the population value) the ratio divides by
+    noise (values like 4.5 or -4.3 for tiny gaps) and is NaN. Use :func:`pooling_factor` as
+    the headline number; this ratio shows how far an estimate actually moved.
+
+    Examples
+    --------
+    >>> float(shrinkage_ratio(10.0, 7.0, 4.0, se=2.0))
+    0.5
+    >>> bool(np.isnan(shrinkage_ratio(4.5, 4.2, 4.0, se=2.0)))
+    True
+    """
+    own, partial, population, se = np.broadcast_arrays(
+        *(np.asarray(a, dtype=float) for a in (no_pooling, partial, population, se))
     )
-    gap = no_pooling - complete
+    gap = own - population
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(
-            np.abs(gap) > 1e-12 * (1 + np.abs(complete)), (no_pooling - partial) / gap, np.nan
-        )
+        out = np.where(np.abs(gap) >= se, (own - partial) / gap, np.nan)
     return float(out) if out.ndim == 0 else out
 
 

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from hiermodels.errors import SpecError
-from hiermodels.numerics.pooling import shrinkage
 from hiermodels.results.loo import Candidate, loo, loo_table, verdict
 
 __all__ = ["POOLINGS", "PooledFit", "PoolingComparison"]
@@ -100,25 +99,21 @@ class PoolingComparison:
         return table
 
     def shrinkage(self) -> pd.DataFrame:
-        """Per group and term: how far partial pooling moved it toward complete pooling.
+        """Per group and term: how much partial pooling pulled it toward the population.
 
         Columns ``group``, ``term``, the precision (``se`` or ``n_obs``), ``no_pooling``,
-        ``partial``, ``complete`` (posterior means), ``moved`` (partial - no_pooling) and
-        ``shrinkage`` = (no_pooling - partial) / (no_pooling - complete): 0 = kept its own
-        estimate, 1 = pulled all the way (the same function as
-        :meth:`HierarchicalResult.group_effects`, :func:`hiermodels.numerics.pooling.shrinkage`).
-        ``population`` is the value partial pooling pulls toward (the hierarchical model's
-        population mean, posterior mean): it differs from complete pooling, which weights
-        observations rather than groups equally, so a group whose own estimate lies near
-        or between the two can end up slightly past complete pooling, or move away from it
-        (negative shrinkage). Study-level data add ``pooling_factor`` =
-        E[se^2 / (se^2 + tau^2) | y] (BDA3 eq. 5.17), the weight of the population mean in
-        the school's posterior mean at given tau.
+        ``partial``, ``complete`` (posterior means), ``population`` (the value partial
+        pooling pulls toward: the hierarchical model's population mean, which differs from
+        complete pooling because it weights groups rather than observations), ``moved``
+        (partial - no_pooling), and the two measures every result reports, from the
+        partial-pooling fit's own table: ``pooling_factor`` (the headline, in [0, 1]:
+        E[se^2 / (se^2 + tau^2) | y], BDA3 eq. 5.17) and ``shrinkage_ratio`` (the fraction
+        of the gap to the population value that was closed, where that gap is at least one
+        standard error; see :mod:`hiermodels.numerics.pooling`).
         """
         means = {p: self.fits[p].summarize(0.95) for p in POOLINGS}
         population = self._populations()
-        if self.kind == "study":
-            pooling_factor = self.partial.study_effects()["pooling_factor"].to_numpy()
+        measures = self._measures()
         frames = []
         for term in self.terms:
             own, part, comp = (means[p][term]["mean"] for p in ("none", "partial", "complete"))
@@ -127,11 +122,22 @@ class PoolingComparison:
             frame["no_pooling"], frame["partial"], frame["complete"] = own, part, comp
             frame["population"] = population[term]
             frame["moved"] = part - own
-            frame["shrinkage"] = shrinkage(own, part, comp)
-            if self.kind == "study":
-                frame["pooling_factor"] = pooling_factor
+            frame["pooling_factor"] = measures[term]["pooling_factor"]
+            frame["shrinkage_ratio"] = measures[term]["shrinkage_ratio"]
             frames.append(frame)
         return pd.concat(frames, ignore_index=True)
+
+    def _measures(self) -> dict[str, pd.DataFrame]:
+        """Per term, the partial fit's pooling_factor and shrinkage_ratio, in label order."""
+        columns = ["pooling_factor", "shrinkage_ratio"]
+        if self.kind == "study":
+            effects = self.partial.study_effects()
+            return {term: effects[columns].reset_index(drop=True) for term in self.terms}
+        effects = self.partial.group_effects()
+        return {
+            t: rows.set_index("group").loc[list(self.labels), columns].reset_index(drop=True)
+            for t, rows in effects.groupby("term", sort=False)
+        }
 
     def _populations(self) -> dict[str, np.ndarray]:
         """Per term, the value partial pooling pulls each group toward (posterior mean)."""

@@ -14,7 +14,12 @@ from hiermodels.defaults import ResolvedPrior
 from hiermodels.errors import SpecError
 from hiermodels.families import Family, get_family
 from hiermodels.names import INTERCEPT, corr_name, effect_name, sigma_name
-from hiermodels.numerics.pooling import no_pooling_fit, no_pooling_glm, shrinkage
+from hiermodels.numerics.pooling import (
+    no_pooling_fit,
+    no_pooling_glm,
+    pooling_factor,
+    shrinkage_ratio,
+)
 from hiermodels.results import fitfile, prediction
 from hiermodels.results import idata as groups
 from hiermodels.results.draws import interval_columns, linear_predictor_draws, summarize_draws
@@ -183,14 +188,18 @@ class HierarchicalResult:
         by ``1 / se_i^2`` with known standard errors), or
         maximum likelihood for logit and log links; NaN where its rows cannot
         identify it or where it is not defined, see :meth:`no_pooling`), ``population``
-        (posterior mean of the value it is shrunk toward) and ``shrinkage`` (0 = kept its
-        own estimate, 1 = pulled all the way to the population value; see
-        :func:`hiermodels.numerics.pooling.shrinkage`).
+        (posterior mean of the value it is shrunk toward), ``pooling_factor`` (the headline
+        shrinkage number, in [0, 1]: E[se^2 / (se^2 + tau^2)] with se the standard error of
+        the level's own estimate and tau the term's group SD; 0 = kept its own estimate,
+        1 = pulled all the way to the population value; see
+        :func:`hiermodels.numerics.pooling.pooling_factor`) and ``shrinkage_ratio`` (how
+        far the estimate actually moved, as a fraction of its gap to the population value;
+        NaN where that gap is under one standard error and the ratio would be noise).
         """
         frames = []
         for f in self.data.factors:
             coef, target = self.group_coefficient_draws(f.name)
-            own, _ = self.no_pooling(f.name)
+            own, own_se = self.no_pooling(f.name)
             for k, t in enumerate(f.varying):
                 cols = interval_columns(coef[t], prob)
                 population = target[t].mean(axis=0)
@@ -205,12 +214,17 @@ class HierarchicalResult:
                             "n_obs": f.n_obs,
                             "no_pooling": own[:, k],
                             "population": population,
-                            "shrinkage": shrinkage(own[:, k], cols["mean"], population),
+                            "pooling_factor": pooling_factor(
+                                own_se[:, k], self._posterior(sigma_name(t, f.name))
+                            ),
+                            "shrinkage_ratio": shrinkage_ratio(
+                                own[:, k], cols["mean"], population, own_se[:, k]
+                            ),
                         }
                     )
                 )
         columns = ["factor", "group", "term", "mean", "sd", "ci_low", "ci_high", "deviation"]
-        columns += ["n_obs", "no_pooling", "population", "shrinkage"]
+        columns += ["n_obs", "no_pooling", "population", "pooling_factor", "shrinkage_ratio"]
         # no grouping factor (y ~ x): the same table, empty
         table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
         table.attrs["prob"] = prob

@@ -56,7 +56,7 @@ def test_damaged_meta_files_name_the_field(tmp_path):
     broken = tree.copy()
     broken.attrs["hiermodels_spec"] = "{not json"
     broken.to_netcdf(tmp_path / "json.nc")
-    with pytest.raises(hm.DataError, match="hiermodels_spec.*not valid JSON"):
+    with pytest.raises(hm.DataError, match=r"hiermodels_spec.*not valid JSON"):
         hm.load(tmp_path / "json.nc")
     newer = tree.copy()
     newer.attrs["hiermodels_format_version"] = 99
@@ -66,5 +66,5 @@ def test_damaged_meta_files_name_the_field(tmp_path):
     missing = tree.copy()
     del missing["hiermodels_studies"]
     missing.to_netcdf(tmp_path / "missing.nc")
-    with pytest.raises(hm.DataError, match="hiermodels_studies.*missing"):
+    with pytest.raises(hm.DataError, match=r"hiermodels_studies.*missing"):
         hm.load(tmp_path / "missing.nc")

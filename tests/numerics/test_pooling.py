@@ -1,7 +1,12 @@
 import numpy as np
 import pytest
 
-from hiermodels.numerics.pooling import no_pooling_fit, no_pooling_glm, shrinkage
+from hiermodels.numerics.pooling import (
+    no_pooling_fit,
+    no_pooling_glm,
+    pooling_factor,
+    shrinkage_ratio,
+)
 
 
 def test_no_pooling_intercepts_are_group_means():
@@ -46,11 +51,25 @@ def test_shared_column_is_common_to_all_groups():
     np.testing.assert_allclose(est[:, 0], [1.0, 4.0], atol=1e-10)
 
 
-def test_shrinkage():
-    assert shrinkage(10.0, 7.0, 4.0) == pytest.approx(0.5)
-    np.testing.assert_allclose(shrinkage([10.0, 0.0], [10.0, 2.0], [4.0, 2.0]), [0.0, 1.0])
-    assert np.isnan(shrinkage(3.0, 3.0, 3.0))
-    assert np.isnan(shrinkage(np.nan, 1.0, 2.0))
+def test_shrinkage_ratio_only_where_stable():
+    assert shrinkage_ratio(10.0, 7.0, 4.0, 1.0) == pytest.approx(0.5)
+    np.testing.assert_allclose(
+        shrinkage_ratio([10.0, 0.0], [10.0, 2.0], [4.0, 2.0], [1.0, 1.0]), [0.0, 1.0]
+    )
+    assert np.isnan(shrinkage_ratio(3.0, 3.0, 3.0, 1.0))
+    assert np.isnan(shrinkage_ratio(np.nan, 1.0, 2.0, 1.0))
+    # a gap smaller than one standard error would divide by noise: NaN, not 4.5 or -4.3
+    assert np.isnan(shrinkage_ratio(4.1, 3.65, 4.0, 0.5))
+
+
+def test_pooling_factor_is_bda3_weight_in_unit_interval():
+    # BDA3 eq. 5.17: weight se^2 / (se^2 + tau^2) on the population mean, averaged over tau
+    tau = np.array([1.0, 2.0, 3.0])
+    se = np.array([0.5, 2.0, 10.0])
+    expected = [np.mean(s**2 / (s**2 + tau**2)) for s in se]
+    np.testing.assert_allclose(pooling_factor(se, tau), expected)
+    assert ((pooling_factor(se, tau) > 0) & (pooling_factor(se, tau) < 1)).all()
+    assert np.isnan(pooling_factor(np.array([np.nan]), tau)).all()
 
 
 def _grouped(seed=1, groups=8, rows=25):
