@@ -4,7 +4,7 @@
 >>> hm.datasets.load("eight_schools").shape
 (8, 3)
 >>> sorted(hm.datasets.DATASETS)
-['bcg', 'eight_schools', 'radon', 'rat_tumors', 'sleepstudy']
+['bcg', 'eight_schools', 'konstantopoulos2011', 'radon', 'rat_tumors', 'sleepstudy']
 """
 
 from __future__ import annotations
@@ -77,6 +77,17 @@ DATASETS: dict[str, Dataset] = {
             "the current experiment).",
             "Tarone (1982), Biometrics 38:215-220; Gelman et al., Bayesian Data Analysis, "
             "3rd ed., Table 5.1.",
+        ),
+        Dataset(
+            "konstantopoulos2011",
+            "konstantopoulos2011.csv",
+            "56 studies of a modified school calendar in 11 school districts (several effect "
+            "sizes per district): district, school (number within district), study (unique), "
+            "year, yi (standardized mean difference), vi (its sampling variance).",
+            "Konstantopoulos (2011), Fixed effects and variance components estimation in "
+            "three-level meta-analysis, Research Synthesis Methods 2:61-76; Cooper, Valentine, "
+            "Charlton & Melson (2003), Review of Educational Research 73:1-52; "
+            "dat.konstantopoulos2011 of the R package metadat.",
         ),
     )
 }

@@ -29,7 +29,7 @@ def test_arrow_tables_convert_with_values_and_kinds(make):
 
 
 def test_other_objects_are_refused_with_the_fix():
-    with pytest.raises(hm.DataError, match="DataFrame.*polars or pyarrow"):
+    with pytest.raises(hm.DataError, match=r"DataFrame.*polars or pyarrow"):
         to_pandas({"y": [1, 2]})
     with pytest.raises(hm.DataError, match="got list"):
         to_pandas([1, 2, 3])

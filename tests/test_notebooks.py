@@ -14,6 +14,7 @@ EXPECTED = [
     "04_hyperpriors_and_boundary.ipynb",
     "05_funnel_and_noncentering.ipynb",
     "06_multiple_comparisons.ipynb",
+    "07_multilevel_meta_analysis.ipynb",
 ]
 
 

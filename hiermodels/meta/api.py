@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from hiermodels.errors import PriorWarning, SpecError
+from hiermodels.frames import to_pandas
 from hiermodels.meta.data import StudyData, prepare_studies
 from hiermodels.meta.effect_sizes import effect_sizes
 from hiermodels.meta.engines import EngineFit, check_exact_spec
@@ -103,10 +104,12 @@ def meta_analysis(
     study: str | None = None,
     moderators: Sequence[str] = (),
     subgroup: str | None = None,
+    levels: Sequence[str] | None = None,
+    cluster: str | None = None,
     mu_prior: Prior | None = None,
     hyperprior: str | Prior = "half_cauchy",
     method: str = "exact",
-    parameterization: str = "noncentered",
+    parameterization: str | Mapping[str, str] | None = None,
     draws: int = 1000,
     chains: int = 4,
     tune: int | None = 1000,
@@ -138,6 +141,15 @@ def meta_analysis(
         Column of unique study labels (default: the row index).
     moderators : sequence of str
         Study-level covariates (meta-regression); categorical ones become dummies.
+    levels : sequence of str, optional
+        A multilevel (three-level) model of dependent effect sizes, levels outermost
+        first: ``levels=["district", "study"]`` nests the effect sizes (rows, labelled by
+        ``study``) in districts, ``theta_i = x_i'beta + u_district + w_i`` with one SD per
+        level, ``tau_district`` and ``tau_study`` (Konstantopoulos 2011). Returns a
+        :class:`~hiermodels.meta.multilevel.MultilevelMetaResult`; ``hyperprior`` may then
+        be a dict per level, ``{"district": ..., "study": ...}``.
+    cluster : str, optional
+        Shorthand for ``levels=[cluster]``: the effect sizes (rows) nested in ``cluster``.
     subgroup : str, optional
         A column that :meth:`~MetaAnalysisResult.subgroup_analysis` uses when called
         without one (the fit itself ignores it).
@@ -154,8 +166,9 @@ def meta_analysis(
         over tau numerically (milliseconds, numpy/scipy only, flat or normal mu prior) and
         draws independent samples on first use of ``idata``; ``"mcmc"`` samples the same
         model with NUTS (PyMC is imported only then).
-    parameterization : {"noncentered", "centered"}
-        For ``method="mcmc"``.
+    parameterization : {"noncentered", "centered"}, dict or None
+        For ``method="mcmc"``; None is "noncentered", and with ``levels`` non-centered
+        clusters with centered effect sizes; a dict gives one per level.
     draws, chains : int
         Posterior draws per chain (exact draws are independent, split into ``chains``).
     tune, random_seed, sampler, progressbar, sample_kwargs
@@ -172,6 +185,7 @@ def meta_analysis(
     >>> bool(meta.summary().loc["tau", "median"] > 0)
     True
     """
+    data = to_pandas(data)  # pandas as is; polars, pyarrow, any Arrow-stream table
     engine = get_engine(method)
     sampling = SamplingOptions(
         draws=draws,
@@ -194,9 +208,15 @@ def meta_analysis(
         method=method,
         parameterization=parameterization,
         sampling=sampling,
+        levels=levels,
+        cluster=cluster,
     )
     if engine.check is not None:
         engine.check(spec)
+    if spec.levels:
+        from hiermodels.meta.multilevel_api import fit_levels
+
+        return fit_levels(data, spec)
     studies = prepare_studies(
         data,
         estimate=spec.estimate,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from hiermodels.columns import level_labels
 from hiermodels.data import (
     INTERCEPT,
     encode_predictors,
@@ -18,7 +19,13 @@ from hiermodels.data import (
 from hiermodels.errors import DataError, SpecError, format_rows
 from hiermodels.numerics.heterogeneity import SE_RANGE, SE_RATIO
 
-__all__ = ["StudyData", "coefficient_names", "prepare_studies"]
+__all__ = [
+    "MultilevelData",
+    "StudyData",
+    "coefficient_names",
+    "prepare_multilevel",
+    "prepare_studies",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,4 +162,124 @@ def prepare_studies(
         estimate=estimate,
         se_name=se if vi is None else f"sqrt({vi})",
         study=study or "study",
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class MultilevelData:
+    """Effect sizes in clusters, for a three-level meta-analysis.
+
+    ``studies`` holds one row per effect size (its ``study`` is the name of the effect-size
+    level and the dim of the rows, its ``labels`` label each effect size); ``cluster`` gives
+    each row's cluster as a code into ``cluster_labels`` (in order of first appearance);
+    ``levels`` are the level names, outermost first (each has an SD ``tau_{name}``).
+    """
+
+    studies: StudyData
+    levels: tuple[str, str]
+    cluster: np.ndarray
+    cluster_labels: tuple[str, ...]
+
+    @property
+    def cluster_name(self) -> str:
+        return self.levels[0]
+
+    @property
+    def effect_name(self) -> str:
+        return self.levels[1]
+
+    @property
+    def k(self) -> int:
+        return self.studies.k
+
+    @property
+    def n_clusters(self) -> int:
+        return len(self.cluster_labels)
+
+    @property
+    def tau_names(self) -> tuple[str, str]:
+        """``tau_{cluster}``, ``tau_{effect level}``: the SD of each level."""
+        return f"tau_{self.levels[0]}", f"tau_{self.levels[1]}"
+
+    @property
+    def cluster_effect_name(self) -> str:
+        """``u_{cluster}``: the clusters' deviations from the average effect (the u of
+        Konstantopoulos 2011)."""
+        return f"u_{self.levels[0]}"
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Effect sizes per cluster."""
+        return np.bincount(self.cluster, minlength=self.n_clusters)
+
+
+def prepare_multilevel(
+    df: pd.DataFrame,
+    *,
+    estimate: str,
+    levels: Sequence[str],
+    names: Sequence[str],
+    se: str | None = None,
+    vi: str | None = None,
+    study: str | None = None,
+    moderators: Sequence[str] = (),
+) -> MultilevelData:
+    """Check and encode effect sizes nested in clusters (the caller's frame is not modified).
+
+    ``levels`` are the level columns given, outermost first: the clusters, and optionally a
+    column of the effect sizes (labels reused across clusters are nested in them, as
+    metafor's ``~ 1 | district/school``); ``names`` are the two level names (``levels`` with
+    the effect-size level named, see :attr:`hiermodels.meta.spec.MetaSpec.level_names`).
+    Effect sizes are labelled by ``study`` if given, else by the effect-size column (with
+    its cluster where labels repeat), else by the row index.
+    """
+    levels = list(levels)
+    require_columns(df, levels)
+    require_finite(df, levels)
+    studies = prepare_studies(
+        df, estimate=estimate, se=se, vi=vi, study=study, moderators=moderators
+    )
+    outer = level_labels(df[levels[0]])
+    codes, uniques = pd.factorize(outer, sort=False)
+    if len(uniques) < 2:
+        raise DataError(
+            f"level column {levels[0]!r} has a single cluster ({uniques[0]!r}) for all "
+            f"{len(df)} rows: a multilevel model needs at least 2 clusters to separate the "
+            "variance between clusters from the variance within them; drop levels=/cluster= "
+            "for a two-level meta-analysis"
+        )
+    labels = list(studies.labels)
+    if len(levels) == 2:
+        inner = level_labels(df[levels[1]])
+        pairs = pd.Series(list(zip(outer, inner, strict=True)), index=df.index)
+        dupes = df.index[pairs.duplicated(keep=False).to_numpy()]
+        if len(dupes):
+            raise DataError(
+                f"{format_rows(dupes)} share both {levels[0]!r} and {levels[1]!r}: the innermost "
+                f"level must identify each effect size (one row per {levels[1]!r} within a "
+                f"{levels[0]!r}); aggregate those rows or give {levels[1]!r} distinct labels"
+            )
+        counts = np.bincount(codes)
+        if np.all(counts == 1) and inner.duplicated().any():
+            raise DataError(
+                f"levels not nested as given: every {levels[0]!r} holds a single row while "
+                f"{levels[1]!r} repeats across rows; give levels outermost first, e.g. "
+                f"levels=[{levels[1]!r}, {levels[0]!r}]"
+            )
+        if study is None:
+            unique = not inner.duplicated().any()
+            labels = (
+                list(inner) if unique else [f"{o}/{i}" for o, i in zip(outer, inner, strict=True)]
+            )
+    p = studies.X.shape[1]
+    if studies.k < p + 2:
+        raise DataError(
+            f"{studies.k} effect sizes cannot estimate {p} coefficient(s) and two variance "
+            "components; use fewer moderators or a two-level meta-analysis"
+        )
+    return MultilevelData(
+        studies=replace(studies, study=names[1], labels=tuple(labels)),
+        levels=(names[0], names[1]),
+        cluster=np.asarray(codes, dtype=int),
+        cluster_labels=tuple(str(u) for u in uniques),
     )

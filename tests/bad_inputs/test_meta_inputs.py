@@ -73,6 +73,32 @@ def fitted(call, **kwargs):
     return lambda df: call(hm.meta_analysis(df, estimate="y", se="se", study="study", **kwargs))
 
 
+def clustered(**changes):
+    """Eight effect sizes ``y`` (sampling variances ``v``) in three districts; ``es`` labels
+    each effect size, ``school`` numbers them within their district."""
+    df = pd.DataFrame(
+        {
+            "district": ["a", "a", "a", "b", "b", "c", "c", "c"],
+            "school": [1, 2, 3, 1, 2, 1, 2, 3],
+            "es": [f"e{i}" for i in range(8)],
+            "y": [0.1, 0.3, -0.2, 0.5, 0.05, 0.25, 0.4, 0.0],
+            "v": [0.04, 0.02, 0.09, 0.06, 0.01, 0.04, 0.05, 0.03],
+        }
+    )
+    return df.assign(**changes)
+
+
+def levels_meta(**kwargs):
+    return lambda df: hm.meta_analysis(df, estimate="y", vi="v", **kwargs)
+
+
+def levels_fitted(call, **kwargs):
+    """``call(result)`` on the exact three-level fit of the clustered effect sizes."""
+    return lambda df: call(
+        hm.meta_analysis(df, estimate="y", vi="v", levels=["district", "es"], **kwargs)
+    )
+
+
 CASES = [
     # -- the estimate and se columns ---------------------------------------------------------
     Case(
@@ -538,6 +564,105 @@ CASES = [
         fitted(lambda m: m.influence("bayes")),
         hm.SpecError,
         ("'bayes'", "REML", "DL"),
+    ),
+    # -- multilevel (three-level) models: levels= and cluster= ----------------------------
+    Case(
+        "levels_unknown_column",
+        lambda: clustered(),
+        levels_meta(levels=["region", "es"]),
+        hm.DataError,
+        ("'region'", "not in the data", "available columns"),
+    ),
+    Case(
+        "levels_single_cluster",
+        lambda: clustered(district="a"),
+        levels_meta(levels=["district", "es"]),
+        hm.DataError,
+        ("'district'", "single cluster", "at least 2 clusters"),
+    ),
+    Case(
+        "levels_not_nested_reversed",
+        lambda: clustered(),
+        levels_meta(levels=["es", "district"]),
+        hm.DataError,
+        ("not nested", "outermost first", "levels=['district', 'es']"),
+    ),
+    Case(
+        "levels_inner_does_not_identify_rows",
+        lambda: clustered(school=[1, 1, 2, 1, 2, 1, 2, 3]),
+        levels_meta(levels=["district", "school"]),
+        hm.DataError,
+        ("rows 0, 1", "'school'", "identify each effect size"),
+    ),
+    Case(
+        "levels_cluster_missing_value",
+        lambda: clustered(district=["a", "a", None, "b", "b", "c", "c", "c"]),
+        levels_meta(cluster="district"),
+        hm.DataError,
+        ("'district'", "row 2", "missing"),
+    ),
+    Case(
+        "levels_three_columns",
+        lambda: clustered(),
+        levels_meta(levels=["district", "school", "es"]),
+        hm.SpecError,
+        ("at most two", "levels="),
+    ),
+    Case(
+        "levels_and_cluster_both",
+        lambda: clustered(),
+        levels_meta(levels=["district", "es"], cluster="district"),
+        hm.SpecError,
+        ("levels=", "cluster=", "not both"),
+    ),
+    Case(
+        "levels_cluster_is_also_the_study",
+        lambda: clustered(),
+        levels_meta(cluster="district", study="district"),
+        hm.SpecError,
+        ("'district'", "cannot also label", "study="),
+    ),
+    Case(
+        "levels_hyperprior_unknown_level",
+        lambda: clustered(),
+        levels_meta(levels=["district", "es"], hyperprior={"school": "half_normal"}),
+        hm.SpecError,
+        ("unknown level", "'school'", "'district'", "'es'"),
+    ),
+    Case(
+        "hyperprior_per_level_without_levels",
+        lambda: clustered(),
+        levels_meta(hyperprior={"district": "half_normal"}),
+        hm.SpecError,
+        ("needs levels=", "cluster="),
+    ),
+    Case(
+        "levels_with_subgroup",
+        lambda: clustered(),
+        levels_meta(cluster="district", subgroup="school"),
+        hm.SpecError,
+        ("subgroup=", "multilevel", "moderators"),
+    ),
+    Case(
+        "levels_too_few_effect_sizes",
+        lambda: clustered().iloc[:3].assign(district=["a", "a", "b"]),
+        levels_meta(cluster="district", moderators="school"),
+        hm.DataError,
+        ("3 effect sizes", "2 coefficient(s)", "two variance components"),
+    ),
+    Case(
+        "levels_robust_other_cluster",
+        lambda: clustered(),
+        levels_fitted(lambda m: m.robust("school")),
+        hm.SpecError,
+        ("'school'", "'district'", "model's clusters"),
+    ),
+    Case(
+        "levels_heterogeneity_unknown_method",
+        lambda: clustered(),
+        levels_fitted(lambda m: m.heterogeneity(["DL"])),
+        hm.SpecError,
+        ("'DL'", "'bayes'", "'REML'", "'ML'"),
     ),
 ]
 
