@@ -43,6 +43,7 @@ FLOW = [
     "numerics.multilevel",
     "numerics.multilevel_exact",
     "numerics.robust",
+    "numerics.sbc",
     # what the user can ask for (no PyMC)
     "progress",
     "sampling",
@@ -59,6 +60,7 @@ FLOW = [
     "columns",
     "data",
     "defaults",
+    "parameterization",
     "meta.data",
     "meta.effect_sizes",
     # builders: the only place that creates PyMC variables
@@ -99,6 +101,7 @@ FLOW = [
     "pooling.rows",
     "pooling.api",
     "comparison",
+    "calibration",
     "cli",
     "",  # the package root
 ]
