@@ -1,7 +1,8 @@
 """Matplotlib plots: cumulative forest (meta-analysis), shrinkage arrows (pooling), PPC.
 
 The forest, funnel, bubble and posterior plots of a meta-analysis are in
-:mod:`hiermodels.plots_meta`."""
+:mod:`hiermodels.plots_meta`, :mod:`hiermodels.plots_scatter` and
+:mod:`hiermodels.plots_posterior`."""
 
 from __future__ import annotations
 

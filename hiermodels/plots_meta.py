@@ -1,16 +1,19 @@
-"""Publication-grade meta-analysis plots: forest, contour-enhanced funnel, bubble, posteriors.
+"""Publication-grade meta-analysis plots: the one style they share, and the forest plot.
 
 Every plot takes plain numbers (a tidy per-study DataFrame, arrays, tuples), not a result
 object, so the numerics that fill it can be checked on their own; ``MetaAnalysisResult``
 methods build the inputs. Each returns the matplotlib Figure and saves it when ``path`` is
-given.
+given. The funnel and bubble plots are in :mod:`hiermodels.plots_scatter`, the posterior
+densities of tau and (mu, tau) in :mod:`hiermodels.plots_posterior`; they draw with the style
+and helpers defined here.
 
 One style for all of them is defined once, in :data:`STYLE` (a :class:`PlotStyle`): font
 family and sizes, the colour of studies, pooled estimates, prediction intervals, shrunken
 estimates, fitted values and the greys of the funnel contours, line width, row height and the
-resolution of saved files. The plots draw inside ``matplotlib.rc_context(STYLE.rc())``, so they
-look the same whatever the user's rcParams. Artists that carry meaning have a ``gid`` (e.g.
-"study_ci", "pooled", "filled"), which the tests inspect and users can restyle.
+resolution of saved files. The plots draw inside ``matplotlib.rc_context(STYLE.rc())``
+(:func:`style_context`), so they look the same whatever the user's rcParams. Artists that
+carry meaning have a ``gid`` (e.g. "study_ci", "pooled", "filled"), which the tests inspect
+and users can restyle.
 
 Back-transformed axes: numbers are analysed on a scale where intervals are symmetric (log
 odds ratio, Fisher's z); ``transform`` ("exp", "tanh" or a callable) prints numbers and tick
@@ -25,20 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from hiermodels.errors import SpecError
 
-__all__ = [
-    "STYLE",
-    "TRANSFORMS",
-    "PlotStyle",
-    "bubble_plot",
-    "forest_plot",
-    "funnel_plot",
-    "joint_posterior_plot",
-    "tau_posterior_plot",
-]
+__all__ = ["STYLE", "TRANSFORMS", "PlotStyle", "forest_plot"]
 
 
 @dataclass(frozen=True)
@@ -101,7 +94,8 @@ TRANSFORMS = {
 }
 
 
-def _transform(transform):
+def plot_transform(transform):
+    """The :class:`Transform` a plot's ``transform=`` names (None: the identity)."""
     if transform is None:
         return TRANSFORMS["identity"]
     if callable(transform):
@@ -111,7 +105,7 @@ def _transform(transform):
     return TRANSFORMS[transform]
 
 
-def _format_axis(ax, tr, axis="x"):
+def format_axis(ax, tr, axis="x"):
     """Tick labels on the original scale; for "exp", at nice ratios inside the limits."""
     if tr.name == "identity":
         return
@@ -127,7 +121,8 @@ def _format_axis(ax, tr, axis="x"):
     target.set_major_formatter(FuncFormatter(lambda v, _: f"{float(tr.f(v)):.3g}"))
 
 
-def _figure(ax, size):
+def figure_and_axes(ax, size):
+    """The figure of ``ax``, or a new figure of ``size`` inches with one Axes."""
     import matplotlib.pyplot as plt
 
     if ax is not None:
@@ -136,13 +131,15 @@ def _figure(ax, size):
     return fig, ax
 
 
-def _finish(fig, path):
+def finish_figure(fig, path):
+    """Save ``fig`` to ``path`` if one is given; return it."""
     if path is not None:
         fig.savefig(path, bbox_inches="tight")
     return fig
 
 
-def _rc():
+def style_context():
+    """A context in which matplotlib draws in :data:`STYLE`."""
     import matplotlib.pyplot as plt
 
     return plt.rc_context(STYLE.rc())
@@ -273,7 +270,7 @@ def forest_plot(
     missing = [c for c in needed if c not in table.columns]
     if missing:
         raise SpecError(f"forest_plot: table has no column(s) {missing}; it has {list(table)}")
-    tr = _transform(transform)
+    tr = plot_transform(transform)
     data = table.reset_index(drop=True).copy()
     data["_w"] = 100 * data[weight] / data[weight].sum()
     groups = [(None, data)] if subgroup is None else list(data.groupby(subgroup, sort=False))
@@ -295,11 +292,11 @@ def forest_plot(
     if prediction is not None:
         rows.append(("prediction", prediction))
     n = len(rows)
-    with _rc():
+    with style_context():
         own = ax is None
         footer_lines = footer.count("\n") + 1 if footer else 0
         height = STYLE.row_height * (n + 3) + 0.9 + 0.17 * footer_lines
-        fig, ax = _figure(ax, (8.0, height))
+        fig, ax = figure_and_axes(ax, (8.0, height))
         if own:
             # room below the axis label for the footer's lines (inches -> figure fraction)
             bottom = (0.55 + 0.17 * footer_lines) / height
@@ -395,7 +392,7 @@ def forest_plot(
             everything += [a, b]
         pad = 0.05 * (max(everything) - min(everything) or 1.0)
         ax.set_xlim(min(everything) - pad, max(everything) + pad)
-        _format_axis(ax, tr)
+        format_axis(ax, tr)
         ax.set_xlabel(xlabel)
         from matplotlib.transforms import blended_transform_factory
 
@@ -407,302 +404,4 @@ def forest_plot(
             fig.text(0.02, 0.01, footer, fontsize=STYLE.small_font_size, gid="footer")
         if title:
             ax.set_title(title)
-    return _finish(fig, path)
-
-
-# -- funnel plot ------------------------------------------------------------------------
-
-
-def funnel_plot(
-    y,
-    se,
-    *,
-    center,
-    contours=(0.10, 0.05, 0.01),
-    filled=None,
-    egger_line=None,
-    transform=None,
-    xlabel="estimate",
-    path=None,
-    ax=None,
-):
-    """Contour-enhanced funnel plot (Peters et al. 2008, J. Clin. Epidemiol. 61:991).
-
-    Estimates (x) against standard errors (y, 0 at the top). The shaded regions are where a
-    study's estimate would be significant at p < 0.10, < 0.05 and < 0.01 (two-sided z test
-    against 0): studies missing from the non-significant white region point to publication
-    bias, missing from the shaded ones to other causes of asymmetry. Dashed lines give
-    ``center`` +/- 1.96 se, where 95% of studies fall without heterogeneity or bias.
-
-    Parameters
-    ----------
-    y, se : array_like
-    center : float
-        The pooled estimate.
-    contours : tuple of float
-        Significance levels of the contours.
-    filled : tuple (y, se), optional
-        Studies imputed by trim and fill, drawn hollow.
-    egger_line : tuple (intercept, slope), optional
-        Egger's regression line y = intercept + slope * se (``EggerTest.intercept/slope``).
-    transform : {"exp", "tanh"} or callable, optional
-        Back-transformed tick labels.
-
-    Examples
-    --------
-    >>> fig = funnel_plot([0.1, 0.4, -0.2], [0.1, 0.3, 0.2], center=0.1)
-    >>> sorted(c.get_gid() for c in fig.axes[0].collections)[:3]
-    ['contour:0.01', 'contour:0.05', 'contour:0.1']
-    """
-    from matplotlib.collections import PolyCollection
-
-    y, se = np.asarray(y, dtype=float), np.asarray(se, dtype=float)
-    tr = _transform(transform)
-    fy, fse = (np.asarray(a, dtype=float) for a in filled) if filled is not None else ([], [])
-    se_max = 1.08 * float(np.max(np.concatenate([se, fse])))
-    span = np.concatenate([y, fy, [center]])
-    alphas = sorted(contours, reverse=True)  # 0.10, 0.05, 0.01: widening z
-    z = [float(stats.norm.isf(a / 2)) for a in alphas]
-    z95 = float(stats.norm.isf(0.025))
-    widest = max([*z, z95])  # without contours, the pseudo 95% region sets the width
-    half = max(
-        np.max(np.abs(span)) * 1.1, widest * se_max * 1.15, (abs(center) + z95 * se_max) * 1.05
-    )
-    with _rc():
-        fig, ax = _figure(ax, (5.5, 4.5))
-        grid = np.array([0.0, se_max])
-        for i, (a, zi) in enumerate(zip(alphas, z, strict=True)):
-            outer = z[i + 1] if i + 1 < len(z) else None
-            right = [(zi * s, s) for s in grid] + [
-                ((outer * s if outer else half), s) for s in grid[::-1]
-            ]
-            left = [(-x, s) for x, s in right]
-            label = f"p < {a:g}" if outer is None else f"{alphas[i + 1]:g} < p < {a:g}"
-            ax.add_collection(
-                PolyCollection(
-                    [right, left],
-                    facecolors=STYLE.contour_greys[min(i, len(STYLE.contour_greys) - 1)],
-                    edgecolors="none",
-                    gid=f"contour:{a:g}",
-                    label=label,
-                    zorder=0,
-                )
-            )
-        ax.plot(
-            center - z95 * grid, grid, ls="--", color=STYLE.null_colour, lw=0.8, gid="pseudo_ci"
-        )
-        ax.plot(center + z95 * grid, grid, ls="--", color=STYLE.null_colour, lw=0.8)
-        ax.axvline(
-            center,
-            color=STYLE.pooled_colour,
-            lw=STYLE.line_width,
-            gid="center",
-            label="pooled estimate",
-        )
-        ax.scatter(y, se, color=STYLE.study_colour, s=22, zorder=3, gid="observed", label="studies")
-        if filled is not None:
-            ax.scatter(
-                fy,
-                fse,
-                facecolors="none",
-                edgecolors=STYLE.study_colour,
-                s=22,
-                zorder=3,
-                gid="filled",
-                label="filled (trim and fill)",
-            )
-        if egger_line is not None:
-            b0, b1 = egger_line
-            ax.plot(
-                b0 + b1 * grid,
-                grid,
-                color=STYLE.shrunken_colour,
-                lw=STYLE.line_width,
-                gid="egger",
-                label="Egger's regression",
-            )
-        ax.set_xlim(-half, half)
-        ax.set_ylim(se_max, 0)
-        _format_axis(ax, tr)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("standard error")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
-    return _finish(fig, path)
-
-
-# -- bubble plot ------------------------------------------------------------------------
-
-
-def bubble_plot(
-    x,
-    y,
-    se,
-    *,
-    fit_line=None,
-    ci_band=None,
-    pi_band=None,
-    weights=None,
-    xlabel="moderator",
-    ylabel="estimate",
-    transform=None,
-    path=None,
-    ax=None,
-):
-    """Bubble plot of a meta-regression: estimates against a moderator.
-
-    Points have area proportional to their weight (default 1/se^2, the equal-effects
-    weights; pass the model's weights 1/(se^2 + tau^2) for a random-effects fit). The fitted
-    line y = intercept + slope * x is drawn with its confidence band (``ci_band``) and the
-    wider prediction band (``pi_band``), each a tuple (x_grid, low, high), as metafor's
-    ``regplot``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> g = np.array([0.0, 1.0])
-    >>> fig = bubble_plot([0, 0.5, 1], [0.1, 0.4, 0.9], [0.1, 0.2, 0.1], fit_line=(0.1, 0.8),
-    ...                   ci_band=(g, g * 0.8, g * 0.8 + 0.2))
-    >>> [c.get_gid() for c in fig.axes[0].collections if c.get_gid() == "ci_band"]
-    ['ci_band']
-    """
-    x, y, se = (np.asarray(a, dtype=float) for a in (x, y, se))
-    w = 1 / se**2 if weights is None else np.asarray(weights, dtype=float)
-    tr = _transform(transform)
-    with _rc():
-        fig, ax = _figure(ax, (5.5, 4.2))
-        if pi_band is not None:
-            g, lo, hi = (np.asarray(a, dtype=float) for a in pi_band)
-            ax.fill_between(
-                g,
-                lo,
-                hi,
-                color=STYLE.prediction_colour,
-                alpha=0.18,
-                lw=0,
-                gid="pi_band",
-                label="prediction interval",
-            )
-        if ci_band is not None:
-            g, lo, hi = (np.asarray(a, dtype=float) for a in ci_band)
-            ax.fill_between(
-                g,
-                lo,
-                hi,
-                color=STYLE.pooled_colour,
-                alpha=0.25,
-                lw=0,
-                gid="ci_band",
-                label="confidence interval",
-            )
-        ax.scatter(
-            x,
-            y,
-            s=400 * w / w.max(),
-            facecolors="none",
-            edgecolors=STYLE.study_colour,
-            linewidths=0.8,
-            zorder=3,
-            gid="studies",
-            label="studies",
-        )
-        if fit_line is not None:
-            b0, b1 = fit_line
-            pad = 0.05 * (np.ptp(x) or 1.0)
-            g = np.array([x.min() - pad, x.max() + pad])
-            ax.plot(g, b0 + b1 * g, color=STYLE.pooled_colour, lw=1.4, gid="fit", label="fit")
-        _format_axis(ax, tr, axis="y")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.legend(loc="best", frameon=False)
-    return _finish(fig, path)
-
-
-# -- posterior plots --------------------------------------------------------------------
-
-
-def tau_posterior_plot(
-    grid, posterior_density, prior_density=None, *, interval=None, xlabel="tau", path=None, ax=None
-):
-    """Marginal posterior density of tau (solid), its prior (dashed) and an interval (shaded),
-    as bayesmeta's ``plot(x, which=4, prior=TRUE)``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> t = np.linspace(0, 3, 50)
-    >>> fig = tau_posterior_plot(t, np.exp(-t), 0.5 * np.exp(-t / 2))
-    >>> sorted(l.get_gid() for l in fig.axes[0].lines)
-    ['posterior', 'prior']
-    """
-    grid, post = np.asarray(grid, dtype=float), np.asarray(posterior_density, dtype=float)
-    with _rc():
-        fig, ax = _figure(ax, (5.0, 3.6))
-        if interval is not None:
-            inside = (grid >= interval[0]) & (grid <= interval[1])
-            ax.fill_between(
-                grid[inside],
-                0,
-                post[inside],
-                color=STYLE.shrunken_colour,
-                alpha=0.25,
-                lw=0,
-                gid="interval",
-            )
-        ax.plot(grid, post, color=STYLE.shrunken_colour, lw=1.4, gid="posterior", label="posterior")
-        if prior_density is not None:
-            ax.plot(
-                grid,
-                np.asarray(prior_density, dtype=float),
-                color=STYLE.null_colour,
-                ls="--",
-                gid="prior",
-                label="prior",
-            )
-        ax.set_xlim(grid[0], grid[-1])
-        ax.set_ylim(bottom=0)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("density")
-        ax.legend(frameon=False)
-    return _finish(fig, path)
-
-
-def joint_posterior_plot(
-    mu_grid, tau_grid, density2d, *, levels=(0.5, 0.9, 0.95, 0.99), xlabel="mu", path=None, ax=None
-):
-    """Joint posterior density of (mu, tau): shading and the highest-density regions holding
-    ``levels`` of the mass (as bayesmeta's ``plot(x, which=2)``).
-
-    ``density2d`` has shape (len(tau_grid), len(mu_grid)) (as
-    :func:`hiermodels.numerics.bayes_extras.joint_posterior_density` returns it). The region
-    for level q is {density >= c_q} with c_q chosen so that it holds q of the grid's mass.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> m, t = np.linspace(-3, 3, 40), np.linspace(0, 3, 30)
-    >>> d = np.exp(-0.5 * m[None, :] ** 2 - t[:, None])
-    >>> fig = joint_posterior_plot(m, t, d)
-    >>> fig.axes[0].get_ylabel()
-    'tau'
-    """
-    mu, tau = np.asarray(mu_grid, dtype=float), np.asarray(tau_grid, dtype=float)
-    dens = np.asarray(density2d, dtype=float)
-    if dens.shape != (tau.size, mu.size):
-        raise ValueError(f"density2d must have shape {(tau.size, mu.size)}, got {dens.shape}")
-    # the region {density >= c} holding q of the mass: cells by decreasing density, their
-    # masses (density x cell area, the grid may be uneven) cumulated until q
-    flat = dens.ravel()
-    order = np.argsort(flat)[::-1]
-    mass = (np.outer(np.gradient(tau), np.gradient(mu)).ravel() * flat)[order]
-    cum = np.cumsum(mass) / mass.sum()
-    cuts = sorted({float(flat[order][min(np.searchsorted(cum, q), cum.size - 1)]) for q in levels})
-    with _rc():
-        fig, ax = _figure(ax, (5.0, 4.2))
-        mesh = ax.pcolormesh(mu, tau, dens, cmap="Greys", shading="auto")
-        mesh.set_gid("density")
-        if cuts:
-            cs = ax.contour(mu, tau, dens, levels=cuts, colors=STYLE.pooled_colour, linewidths=0.9)
-            cs.set_gid("hpd_regions")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("tau")
-    return _finish(fig, path)
+    return finish_figure(fig, path)

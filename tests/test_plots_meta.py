@@ -1,6 +1,7 @@
-"""The meta-analysis plots of hiermodels.plots_meta render and draw what they should.
+"""The meta-analysis plots (hiermodels.plots_meta, plots_scatter and plots_posterior) render and
+draw what they should.
 
-Each test inspects the figure's artists by their ``gid`` (the module tags every artist that
+Each test inspects the figure's artists by their ``gid`` (the modules tag every artist that
 carries meaning): rows and labels, the text column, diamonds, hollow markers, contour regions
 and bands.
 """
@@ -12,14 +13,9 @@ import pytest
 from matplotlib.patches import Polygon
 
 from hiermodels.errors import SpecError
-from hiermodels.plots_meta import (
-    STYLE,
-    bubble_plot,
-    forest_plot,
-    funnel_plot,
-    joint_posterior_plot,
-    tau_posterior_plot,
-)
+from hiermodels.plots_meta import STYLE, forest_plot
+from hiermodels.plots_posterior import joint_posterior_plot, tau_posterior_plot
+from hiermodels.plots_scatter import bubble_plot, funnel_plot
 
 
 @pytest.fixture(autouse=True)

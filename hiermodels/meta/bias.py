@@ -2,9 +2,10 @@
 test, trim and fill and PET-PEESE, with a plain-language ``reading`` each.
 
 The numbers come from :mod:`hiermodels.numerics.bias` (metafor 3.8's ``regtest``,
-``ranktest``, ``trimfill``, tested against it); this module feeds it the studies of a
-:class:`~hiermodels.meta.result.MetaAnalysisResult` and says which tests a meta-regression
-admits. Like metafor, all four are frequentist and do not depend on the engine of the fit.
+``ranktest``, ``trimfill``, tested against it) and :mod:`hiermodels.numerics.pet_peese`;
+this module feeds them the studies of a :class:`~hiermodels.meta.result.MetaAnalysisResult`
+and says which tests a meta-regression admits. Like metafor, all four are frequentist and do
+not depend on the engine of the fit.
 
 With moderators (a meta-regression):
 
@@ -30,6 +31,8 @@ from hiermodels.meta.inference import check_method, check_prob, check_test
 from hiermodels.numerics import bias
 from hiermodels.numerics.inference import fit_random_effects
 from hiermodels.numerics.linear import flat_prior_regression
+from hiermodels.numerics.pet_peese import PetPeese
+from hiermodels.numerics.pet_peese import pet_peese as fit_pet_peese
 
 __all__ = ["EggerResult", "TrimAndFillResult", "egger_test", "pet_peese", "rank_test"]
 
@@ -286,7 +289,7 @@ def trim_and_fill(result, *, estimator="L0", side=None, method="REML", test="z",
     )
 
 
-def pet_peese(result, *, direction=None, alpha=0.05, prob=0.95) -> bias.PetPeese:
+def pet_peese(result, *, direction=None, alpha=0.05, prob=0.95) -> PetPeese:
     """See :meth:`~hiermodels.meta.result.MetaAnalysisResult.pet_peese`."""
     _no_moderators(
         result,
@@ -295,4 +298,4 @@ def pet_peese(result, *, direction=None, alpha=0.05, prob=0.95) -> bias.PetPeese
     )
     prob = check_prob(prob)
     d = result.data
-    return bias.pet_peese(d.y, d.se, direction=direction, alpha=alpha, level=prob)
+    return fit_pet_peese(d.y, d.se, direction=direction, alpha=alpha, level=prob)

@@ -1,11 +1,14 @@
-"""The figures of a meta-analysis: forest, funnel, bubble (moderator), tau and joint posterior.
+"""The figures of a meta-analysis: forest, funnel, bubble (moderator), tau and joint posterior,
+cumulative forest.
 
 Each function takes a :class:`~hiermodels.meta.result.MetaAnalysisResult` (``result``),
 computes the numbers the figure shows (from :mod:`hiermodels.meta.inference`,
 :mod:`~hiermodels.meta.bias`, :mod:`~hiermodels.meta.bayes` and
 :mod:`~hiermodels.meta.subgroups`) and hands them to the drawing functions of
-:mod:`hiermodels.plots_meta`, which know nothing of results. The result's ``plot_*`` methods
-are the public entry points. matplotlib is imported only when a figure is drawn.
+:mod:`hiermodels.plots_meta`, :mod:`~hiermodels.plots_scatter` and
+:mod:`~hiermodels.plots_posterior` (and :mod:`hiermodels.plots` for the cumulative forest),
+which know nothing of results. The result's ``plot_*`` methods are the public entry points.
+matplotlib is imported only when a figure is drawn.
 """
 
 from __future__ import annotations
@@ -22,7 +25,14 @@ from hiermodels.meta.inference import BAYES, check_method, check_prob, frequenti
 from hiermodels.meta.subgroups import subgroup_analysis
 from hiermodels.numerics.inference import predict
 
-__all__ = ["plot_forest", "plot_funnel", "plot_joint", "plot_moderator", "plot_tau"]
+__all__ = [
+    "plot_cumulative",
+    "plot_forest",
+    "plot_funnel",
+    "plot_joint",
+    "plot_moderator",
+    "plot_tau",
+]
 
 _CONTOURS = (0.10, 0.05, 0.01)
 
@@ -177,7 +187,7 @@ def plot_funnel(
     result, path=None, *, contours=True, trim_and_fill=False, egger=False, transform=None, ax=None
 ):
     """See :meth:`~hiermodels.meta.result.MetaAnalysisResult.plot_funnel`."""
-    from hiermodels.plots_meta import funnel_plot
+    from hiermodels.plots_scatter import funnel_plot
 
     d = result.data
     if contours is True:
@@ -229,7 +239,7 @@ def plot_moderator(
     result, moderator, path=None, *, prob=0.95, method="REML", points=200, transform=None, ax=None
 ):
     """See :meth:`~hiermodels.meta.result.MetaAnalysisResult.plot_moderator`."""
-    from hiermodels.plots_meta import bubble_plot
+    from hiermodels.plots_scatter import bubble_plot
 
     check_method(method, bayes=False)
     prob = check_prob(prob)
@@ -281,7 +291,7 @@ def _kde(draws, grid, *, lower=None):
 
 def plot_tau(result, path=None, *, prob=0.95, ax=None):
     """See :meth:`~hiermodels.meta.result.MetaAnalysisResult.plot_tau`."""
-    from hiermodels.plots_meta import tau_posterior_plot
+    from hiermodels.plots_posterior import tau_posterior_plot
 
     prob = check_prob(prob)
     row = result.summary(prob).loc["tau"]
@@ -308,7 +318,7 @@ def plot_tau(result, path=None, *, prob=0.95, ax=None):
 def plot_joint(result, path=None, *, ax=None):
     """See :meth:`~hiermodels.meta.result.MetaAnalysisResult.plot_joint`."""
     from hiermodels.numerics.bayes_extras import joint_posterior_density
-    from hiermodels.plots_meta import joint_posterior_plot
+    from hiermodels.plots_posterior import joint_posterior_plot
 
     d = result.data
     name = result.coefficient_names[0]
@@ -337,3 +347,16 @@ def plot_joint(result, path=None, *, ax=None):
     if not np.isfinite(dens).all() or math.isclose(float(dens.max()), 0.0):
         raise SpecError("the joint posterior density is not finite on the plotting grid")
     return joint_posterior_plot(mu_grid, tau_grid, dens, xlabel=name, path=path, ax=ax)
+
+
+def plot_cumulative(result, path=None, *, order=None, method="REML", prob=0.95, ax=None):
+    """See :meth:`~hiermodels.meta.result.MetaAnalysisResult.plot_cumulative`."""
+    from hiermodels.plots import cumulative_forest
+
+    table = result.cumulative(order, method=method, prob=prob)
+    return cumulative_forest(
+        table,
+        path=path,
+        ax=ax,
+        xlabel=f"{result.data.estimate} ({method}, {round(100 * prob)}% CI)",
+    )

@@ -40,6 +40,7 @@ __all__ = [
     "heterogeneity_table",
     "moderator_test",
     "prediction_table",
+    "prob_above",
     "probability",
     "resolve_transform",
 ]
@@ -220,6 +221,11 @@ def _bayes_row(result, prob, reference, moderators):
 
 def heterogeneity_table(result, methods, test, prob, transform=None) -> pd.DataFrame:
     """See :meth:`~hiermodels.meta.result.MetaAnalysisResult.heterogeneity`."""
+    if isinstance(methods, (int, float)) and not isinstance(methods, bool):
+        raise SpecError(
+            f"heterogeneity's first argument is methods; for the interval level write "
+            f"prob={methods!r}"
+        )
     if isinstance(methods, str):
         methods = (methods,)
     methods = [check_method(m) for m in methods]
@@ -295,6 +301,8 @@ def coefficient_table(result, method="REML", test="z", prob=0.95) -> pd.DataFram
 
 def moderator_test(result, method="REML", test="z") -> pd.Series:
     """See :meth:`~hiermodels.meta.result.MetaAnalysisResult.moderator_test`."""
+    check_method(method, bayes=False)
+    check_test(test)
     if not result.data.has_moderators:
         raise SpecError(
             "the model has no moderators, so there is nothing to test; refit with "
@@ -442,6 +450,15 @@ def probability(result, statement: str) -> float:
         draws = result.draws(name).ravel()
         below = float(np.mean(draws < value if op in ("<", ">=") else draws <= value))
     return below if op in ("<", "<=") else 1.0 - below
+
+
+def prob_above(result, x, of="mu") -> float:
+    """See :meth:`~hiermodels.meta.result.MetaAnalysisResult.prob_above`."""
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.number)):
+        raise SpecError(f"x must be a number, got {x!r}")
+    if not isinstance(of, str):
+        raise SpecError(f"of must name a quantity (e.g. 'mu'), got {of!r}")
+    return probability(result, f"{of} > {float(x)!r}")
 
 
 def _cdf(result, name, value):

@@ -1,10 +1,10 @@
-"""Results of a meta-analysis: summaries, heterogeneity, study effects, plots, leave-one-out.
+"""Results of a meta-analysis: the fitted model's public methods, one per table or figure.
 
-The classical tables (coefficients, moderator test, predictions, influence, cumulative,
-subgroups) are computed in :mod:`hiermodels.meta.inference`, :mod:`~hiermodels.meta.sensitivity`
-and :mod:`~hiermodels.meta.subgroups`; the methods here are their public entry points.
-No PyMC, ArviZ or matplotlib at import: an exact fit reports from its exact posterior, and
-the modules for draws and plots are imported when they are used.
+The methods carry the documentation and little else: the numbers come from
+:mod:`hiermodels.meta.tables` (posterior tables), :mod:`~hiermodels.meta.inference`,
+:mod:`~hiermodels.meta.sensitivity`, :mod:`~hiermodels.meta.subgroups` (classical tables),
+:mod:`~hiermodels.meta.bias`, :mod:`~hiermodels.meta.bayes` and :mod:`~hiermodels.meta.figures`.
+No PyMC, ArviZ or matplotlib at import: the modules for draws and drawing load when used.
 """
 
 from __future__ import annotations
@@ -16,16 +16,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+import hiermodels.meta.bayes as bayes
+import hiermodels.meta.bias as bias
+import hiermodels.meta.figures as figures
 import hiermodels.meta.inference as inference
 import hiermodels.meta.sensitivity as sensitivity
 import hiermodels.meta.subgroups as subgroups
-from hiermodels.errors import SpecError
+import hiermodels.meta.tables as tables
 from hiermodels.meta.data import StudyData, coefficient_names
-from hiermodels.meta.engines import EngineFit, exact_fit, exact_takes
+from hiermodels.meta.engines import EngineFit
 from hiermodels.meta.spec import MetaSpec
-from hiermodels.numerics import heterogeneity as het
 from hiermodels.numerics.exact import ExactPosterior
-from hiermodels.numerics.pooling import shrinkage_ratio
 from hiermodels.priors import Prior
 
 if TYPE_CHECKING:
@@ -99,8 +100,6 @@ class MetaAnalysisResult:
         """The (chain, draw) array of the posterior draws of ``name`` (``mu``, ``tau``, ...)."""
         return np.asarray(self.idata["posterior"][name])
 
-    _draws = draws
-
     # -- summaries ------------------------------------------------------------------------
     def summary(
         self, prob: float = 0.95, *, transform=None, interval: str = "equal_tailed"
@@ -134,39 +133,7 @@ class MetaAnalysisResult:
         >>> bool(rr.loc["mu", "ci_high"] < 1)
         True
         """
-        prob = inference.check_prob(prob)
-        if interval not in ("equal_tailed", "hdi"):
-            raise SpecError(f"interval must be 'equal_tailed' or 'hdi', got {interval!r}")
-        table = self._summary(prob)
-        if interval == "hdi":
-            from hiermodels.meta.bayes import hdi_summary
-
-            table = hdi_summary(self, table, prob)
-        f = inference.resolve_transform(transform)
-        if f is None:
-            return table
-        table = table.drop(index="tau")[["median", "ci_low", "ci_high"]]
-        return inference.transformed(table, f, ("median", "ci_low", "ci_high"))
-
-    def _summary(self, prob: float) -> pd.DataFrame:
-        names = [*self.coefficient_names, "tau", "theta_new"]
-        if self.exact is None:
-            from hiermodels.results.draws import summarize_draws  # ArviZ, for ess and r_hat
-
-            return summarize_draws({n: self._draws(n) for n in names}, prob)
-        beta = self.exact.beta_summary(prob)
-        rows = {
-            name: {key: float(beta[key][k]) for key in beta}
-            for k, name in enumerate(self.coefficient_names)
-        }
-        rows["tau"] = self.exact.tau_summary(prob)
-        predictive = self.exact.predictive_summary(prob=prob)
-        rows["theta_new"] = {k: predictive[k] for k in ("mean", "sd", "median", "lower", "upper")}
-        table = pd.DataFrame(rows).T.rename(columns={"lower": "ci_low", "upper": "ci_high"})
-        table = table[["mean", "sd", "median", "ci_low", "ci_high"]].astype(float)
-        table.index.name = "parameter"
-        table.attrs["prob"] = prob
-        return table
+        return tables.summary(self, prob, transform=transform, interval=interval)
 
     def heterogeneity(
         self,
@@ -215,11 +182,6 @@ class MetaAnalysisResult:
         >>> round(float(table.loc["DL", "tau2"]), 4)  # metafor: rma(yi, vi, method="DL")
         0.3088
         """
-        if isinstance(methods, (int, float)) and not isinstance(methods, bool):
-            raise SpecError(
-                f"heterogeneity's first argument is methods; for the interval level write "
-                f"prob={methods!r}"
-            )
         return inference.heterogeneity_table(self, methods, test, prob, transform)
 
     def study_effects(self, prob: float = 0.95, *, transform=None) -> pd.DataFrame:
@@ -235,49 +197,7 @@ class MetaAnalysisResult:
         ``transform`` back-transforms ``estimate``, the posterior ``median`` (added) and the
         interval limits, and drops ``se``, ``mean`` and ``sd`` (see :meth:`summary`).
         """
-        table = self._study_effects(inference.check_prob(prob))
-        f = inference.resolve_transform(transform)
-        columns = ("estimate", "median", "ci_low", "ci_high")
-        return inference.transformed(table, f, columns, drop=("se", "mean", "sd"))
-
-    def _study_effects(self, prob: float) -> pd.DataFrame:
-        d = self.data
-        if self.exact is not None:
-            # exact mixtures over tau, not draws (Monte Carlo error free)
-            theta = self.exact.theta_summary(prob)
-            cols = {k: theta[k] for k in ("mean", "sd", "median", "lower", "upper")}
-            pooling = theta["shrinkage"]
-            beta_mean = self.exact.beta_moments()["mean"]
-        else:
-            draws = self._draws("theta").reshape(-1, d.k)
-            tail = (1 - prob) / 2
-            tau2 = self._draws("tau").reshape(-1, 1) ** 2
-            cols = {
-                "mean": draws.mean(axis=0),
-                "sd": draws.std(axis=0, ddof=1),
-                "median": np.median(draws, axis=0),
-                "lower": np.quantile(draws, tail, axis=0),
-                "upper": np.quantile(draws, 1 - tail, axis=0),
-            }
-            pooling = (d.se**2 / (d.se**2 + tau2)).mean(axis=0)
-            beta_mean = np.array([self._draws(n).mean() for n in self.coefficient_names])
-        fit = het.reml(d.y, d.se, d.X if d.has_moderators else None)
-        w = 1.0 / (d.se**2 + fit.tau2)
-        return pd.DataFrame(
-            {
-                "study": list(d.labels),
-                "estimate": d.y,
-                "se": d.se,
-                "mean": cols["mean"],
-                "sd": cols["sd"],
-                "ci_low": cols["lower"],
-                "ci_high": cols["upper"],
-                "median": cols["median"],
-                "pooling_factor": pooling,
-                "shrinkage_ratio": shrinkage_ratio(d.y, cols["mean"], d.X @ beta_mean, d.se),
-                "weight": 100 * w / w.sum(),
-            }
-        )
+        return tables.study_effects(self, prob, transform=transform)
 
     # -- meta-regression --------------------------------------------------------------------
     def coefficients(
@@ -311,8 +231,6 @@ class MetaAnalysisResult:
         statistic with ``df1``, ``df2`` (= m, k - p). Then ``QE``, ``QE_df``, ``QE_pvalue``.
         :class:`~hiermodels.errors.SpecError` without moderators.
         """
-        inference.check_method(method, bayes=False)
-        inference.check_test(test)
         return inference.moderator_test(self, method, test)
 
     def predict(
@@ -370,11 +288,7 @@ class MetaAnalysisResult:
 
     def prob_above(self, x: float, *, of: str = "mu") -> float:
         """Posterior probability that ``of`` (mu, theta_new, tau or a coefficient) exceeds ``x``."""
-        if isinstance(x, bool) or not isinstance(x, (int, float, np.number)):
-            raise SpecError(f"x must be a number, got {x!r}")
-        if not isinstance(of, str):
-            raise SpecError(f"of must name a quantity (e.g. 'mu'), got {of!r}")
-        return inference.probability(self, f"{of} > {float(x)!r}")
+        return inference.prob_above(self, x, of)
 
     # -- subgroups ------------------------------------------------------------------------
     def subgroup_analysis(
@@ -427,43 +341,7 @@ class MetaAnalysisResult:
         estimate the coefficients and tau^2 (k - 1 <= p, e.g. one study left of two); the
         Bayesian ones stay defined there, since the prior on tau is proper.
         """
-        if not exact_takes(self.mu_prior):
-            raise SpecError(
-                f"leave_one_out refits each subset with the exact engine, which takes a flat or "
-                f"hm.priors.Normal prior on mu, not {self.mu_prior}; for a sensitivity analysis "
-                "under this prior, refit with method='mcmc' on the data without each study"
-            )
-        d = self.data
-        rows = []
-        for i, label in enumerate(d.labels):
-            sub = d.without(i)
-            post = exact_fit(sub, mu_prior=self.mu_prior, tau_prior=self.tau_prior)
-            beta, tau = post.beta_summary(prob), post.tau_summary(prob)
-            fit = _reml_or_none(sub)
-            rows.append(
-                {
-                    "left_out": label,
-                    "mu": float(beta["mean"][0]),
-                    "mu_sd": float(beta["sd"][0]),
-                    "ci_low": float(beta["lower"][0]),
-                    "ci_high": float(beta["upper"][0]),
-                    "tau_mean": tau["mean"],
-                    "tau_median": tau["median"],
-                    "mu_reml": float(fit.beta[0]) if fit else np.nan,
-                    "tau2_reml": fit.tau2 if fit else np.nan,
-                    "I2_reml": fit.I2 if fit else np.nan,
-                    **{
-                        column: value
-                        for k, name in enumerate(self.coefficient_names[1:], start=1)
-                        for column, value in (
-                            (name, float(beta["mean"][k])),
-                            (f"{name}_sd", float(beta["sd"][k])),
-                            (f"{name}_reml", float(fit.beta[k]) if fit else np.nan),
-                        )
-                    },
-                }
-            )
-        return pd.DataFrame(rows)
+        return tables.leave_one_out(self, prob)
 
     def influence(self, method: str = "REML", *, test: str = "z") -> pd.DataFrame:
         """Case-deletion diagnostics per study, as metafor's ``influence(rma(...))``.
@@ -518,18 +396,14 @@ class MetaAnalysisResult:
         >>> round(meta.egger_test().stat, 4)  # metafor: regtest(rma(yi, vi, data=dat.bcg))
         -0.8033
         """
-        from hiermodels.meta.bias import egger_test
-
-        return egger_test(
+        return bias.egger_test(
             self, model=model, predictor=predictor, ni=ni, method=method, test=test, prob=prob
         )
 
     def rank_test(self):
         """Begg & Mazumdar's rank correlation test (metafor's ``ranktest``): ``tau``
         (Kendall's), ``pvalue``, ``reading``. Not for a meta-regression (SpecError)."""
-        from hiermodels.meta.bias import rank_test
-
-        return rank_test(self)
+        return bias.rank_test(self)
 
     def trim_and_fill(
         self,
@@ -556,9 +430,7 @@ class MetaAnalysisResult:
         >>> tf.k0, tf.side, len(tf.filled)
         (4, 'right', 4)
         """
-        from hiermodels.meta.bias import trim_and_fill
-
-        return trim_and_fill(
+        return bias.trim_and_fill(
             self, estimator=estimator, side=side, method=method, test=test, prob=prob
         )
 
@@ -566,9 +438,7 @@ class MetaAnalysisResult:
         """PET-PEESE (Stanley & Doucouliagos 2014): ``estimate``, ``ci_low``, ``ci_high`` of
         the line the conditional rule picks (``use``), both lines (``pet``, ``peese``) and
         ``reading``. Not for a meta-regression (SpecError)."""
-        from hiermodels.meta.bias import pet_peese
-
-        return pet_peese(self, direction=direction, alpha=alpha, prob=prob)
+        return bias.pet_peese(self, direction=direction, alpha=alpha, prob=prob)
 
     # -- what bayesmeta reports (hiermodels.meta.bayes) -------------------------------------
     def bayes_factors(self, which=("mu", "tau")) -> pd.DataFrame:
@@ -593,9 +463,7 @@ class MetaAnalysisResult:
         >>> round(float(meta.bayes_factors().loc["tau = 0", "bf01"]), 2)  # rounded data
         4.43
         """
-        from hiermodels.meta.bayes import bayes_factors
-
-        return bayes_factors(self, which)
+        return bayes.bayes_factors(self, which)
 
     def prior_sensitivity(self, presets=None, *, prob: float = 0.95) -> pd.DataFrame:
         """The posterior under several tau priors, one row each (exact refits: milliseconds).
@@ -610,10 +478,8 @@ class MetaAnalysisResult:
         where not defined: flat mu prior, improper tau prior, moderators). The mu prior is
         this fit's; it must be flat or normal.
         """
-        from hiermodels.meta.bayes import DEFAULT_PRESETS, prior_sensitivity
-
-        presets = DEFAULT_PRESETS if presets is None else presets
-        return prior_sensitivity(self, presets, inference.check_prob(prob))
+        presets = bayes.DEFAULT_PRESETS if presets is None else presets
+        return bayes.prior_sensitivity(self, presets, inference.check_prob(prob))
 
     # -- plots (hiermodels.meta.figures) ------------------------------------------------------
     def plot_forest(
@@ -644,9 +510,7 @@ class MetaAnalysisResult:
         for subgroup differences. A meta-regression shows each study's fitted value and no
         pooled diamond. Saves to ``path`` if given; returns the matplotlib Figure.
         """
-        from hiermodels.meta.figures import plot_forest
-
-        return plot_forest(
+        return figures.plot_forest(
             self,
             path,
             prob=prob,
@@ -675,9 +539,7 @@ class MetaAnalysisResult:
         ``trim_and_fill=True`` adds the filled studies (hollow), ``egger=True`` Egger's line.
         For a meta-regression the residuals are shown (as metafor's ``funnel``). Saves to
         ``path`` if given; returns the matplotlib Figure."""
-        from hiermodels.meta.figures import plot_funnel
-
-        return plot_funnel(
+        return figures.plot_funnel(
             self,
             path,
             contours=contours,
@@ -700,41 +562,27 @@ class MetaAnalysisResult:
         """Bubble plot of a meta-regression (metafor's ``regplot``): estimates against
         ``moderator`` (area by random-effects weight), the ``method`` fit with its confidence
         and prediction bands (other moderators at their means). Returns the Figure."""
-        from hiermodels.meta.figures import plot_moderator
-
-        return plot_moderator(
+        return figures.plot_moderator(
             self, moderator, path, prob=prob, method=method, transform=transform, ax=ax
         )
 
     def plot_tau(self, path=None, *, prob: float = 0.95, ax=None):
         """Posterior density of tau (exact, or a kernel density of the draws) with its prior
         (dashed) and the equal-tailed ``prob`` interval shaded. Returns the Figure."""
-        from hiermodels.meta.figures import plot_tau
-
-        return plot_tau(self, path, prob=prob, ax=ax)
+        return figures.plot_tau(self, path, prob=prob, ax=ax)
 
     def plot_joint(self, path=None, *, ax=None):
         """Joint posterior density of (mu, tau) with its 50/90/95/99% highest-density regions
         (exact for an exact fit without moderators, a kernel density of the draws otherwise).
         Returns the Figure."""
-        from hiermodels.meta.figures import plot_joint
-
-        return plot_joint(self, path, ax=ax)
+        return figures.plot_joint(self, path, ax=ax)
 
     def plot_cumulative(
         self, path=None, *, order=None, method: str = "REML", prob: float = 0.95, ax=None
     ):
         """Cumulative forest plot of :meth:`cumulative`. Saves to ``path`` if given; returns
         the matplotlib Figure."""
-        from hiermodels.plots import cumulative_forest
-
-        table = self.cumulative(order, method=method, prob=prob)
-        return cumulative_forest(
-            table,
-            path=path,
-            ax=ax,
-            xlabel=f"{self.data.estimate} ({method}, {round(100 * prob)}% CI)",
-        )
+        return figures.plot_cumulative(self, path, order=order, method=method, prob=prob, ax=ax)
 
     def save(self, path):
         """Write the draws, the study table, the spec and the priors to a netCDF file
@@ -751,10 +599,3 @@ class MetaAnalysisResult:
             f"<MetaAnalysisResult {d.k} studies{mods}; method={self.method}, "
             f"tau ~ {self.tau_prior}, mu ~ {self.mu_prior or 'flat'}>"
         )
-
-
-def _reml_or_none(data: StudyData) -> het.REFit | None:
-    """REML fit of ``data``, or None if it has too few studies for one (k <= p)."""
-    if data.k <= data.X.shape[1]:
-        return None
-    return het.reml(data.y, data.se, data.X if data.has_moderators else None)

@@ -23,9 +23,9 @@ from collections.abc import Callable
 import numpy as np
 from scipy import interpolate, optimize
 
-from hiermodels.numerics.exact import _mixture_quantile
 from hiermodels.numerics.multilevel import prepare
 from hiermodels.numerics.tau_marginal import ImproperPosteriorError, _eval_prior
+from hiermodels.numerics.tau_quadrature import mixture_quantile
 
 __all__ = ["MultilevelLikelihood", "MultilevelPosterior", "multilevel_posterior"]
 
@@ -408,7 +408,7 @@ class MultilevelPosterior:
         """Mean, sd, median and equal-tailed ``prob`` interval of each coefficient (p,)."""
         mom = self.beta_moments()
         sds = np.sqrt(np.diagonal(self._bcov, axis1=1, axis2=2))
-        qs = _mixture_quantile(self._w, self._bmean, sds, [(1 - prob) / 2, 0.5, (1 + prob) / 2])
+        qs = mixture_quantile(self._w, self._bmean, sds, [(1 - prob) / 2, 0.5, (1 + prob) / 2])
         return {
             "mean": mom["mean"],
             "sd": np.sqrt(np.diag(mom["cov"])),

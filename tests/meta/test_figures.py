@@ -2,8 +2,8 @@
 plot_moderator, plot_tau and plot_joint, for a plain meta-analysis, a meta-regression and a
 subgroup analysis of the BCG trials.
 
-Each test inspects the artists by their ``gid`` (hiermodels.plots_meta tags every artist that
-carries meaning). Numbers in the text are metafor's: R 4.2.2, metafor 3.8.1,
+Each test inspects the artists by their ``gid`` (the hiermodels.plots_* modules tag every
+artist that carries meaning). Numbers in the text are metafor's: R 4.2.2, metafor 3.8.1,
 ``rma(yi, vi, data=dat.bcg)``: QE = 152.2330 (df = 12), I^2 = 92.22%, tau^2 = 0.3132.
 """
 

@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 from hiermodels.errors import SpecError
-from hiermodels.numerics.bias import egger_test, pet_peese, rank_test, trim_and_fill
+from hiermodels.numerics.bias import egger_test, rank_test, trim_and_fill
 from hiermodels.numerics.effect_sizes import escalc
+from hiermodels.numerics.pet_peese import pet_peese
 
 from .conftest import DATA
 
