@@ -1,0 +1,237 @@
+"""``engine="marginal"``: NUTS over the population parameters, group effects drawn exactly.
+
+For a gaussian outcome with one grouping factor the group effects integrate out in closed
+form (:mod:`hiermodels.builders.marginal`), so NUTS samples only beta, sigma and the group
+SDs and correlations, at a cost per gradient that depends on the number of groups, not of
+rows. Given those, each group's deviations are Gaussian (BDA3 §15.4; Lindley & Smith 1972)::
+
+    b_j | y, theta ~ MvNormal(A_j^-1 Z_j'(y_j - X_j beta - offset_j) / sigma^2, A_j^-1),
+    A_j = Z_j'Z_j / sigma^2 + Sigma^-1
+
+and are drawn exactly for every posterior draw, vectorized over draws x groups. Writing
+``b_j = L c_j`` with ``Sigma = L L'``, ``c_j`` has precision ``B_j = I + L'Z_j'Z_j L/sigma^2``
+and mean ``B_j^-1 L'Z_j'r_j / sigma^2``: the same factor as the likelihood, and no inverse of
+``Sigma``, which is near singular when a group SD is near zero. The posterior holds every
+name, dim and coordinate of the full model's (``{term}|{group}`` with the group dim) but the
+non-centered offsets, so results, predictions, LOO and saved fits work unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import xarray as xr
+from pymc.backends.arviz import patch_nutpie_idata
+
+from hiermodels.builders.marginal import (
+    MarginalInputs,
+    SufficientStatistics,
+    build_marginal,
+    marginal_inputs,
+    precision_factor,
+    solve_lower,
+    solve_upper,
+    transpose_times,
+)
+from hiermodels.data import GroupedData, GroupFactor
+from hiermodels.defaults import ResolvedPrior
+from hiermodels.engines.compiled import compiled_model
+from hiermodels.engines.mcmc import check_convergence, resolve_sampler, sample
+from hiermodels.errors import SpecError
+from hiermodels.names import INTERCEPT, INTERCEPT_AT_MEANS, effect_name, sigma_name
+from hiermodels.sampling import SamplingOptions, sampling_options
+from hiermodels.spec import HierarchicalSpec
+
+__all__ = ["cholesky_draws", "draw_group_effects", "fit_marginal", "marginal_supported"]
+
+# draws x groups x q^2 values per block of the conditional draws: bounds the temporaries
+_BLOCK = 2_000_000
+
+
+def marginal_supported(data: GroupedData, spec: HierarchicalSpec) -> tuple[bool, str]:
+    """Whether ``engine="marginal"`` can fit this model, and if not, why (for ``"auto"``).
+
+    It needs a gaussian outcome (identity link, residual SD estimated) and exactly one
+    grouping factor; offsets are fine. Crossed and nested factors stay with the full engine.
+    """
+    if spec.family != "gaussian":
+        return False, f"family {spec.family!r}: the group effects integrate out for 'gaussian' only"
+    if getattr(data, "se", None) is not None:
+        return False, "known standard errors (se) are not yet supported by the marginal engine"
+    if not data.factors:
+        return False, "the model has no grouping factor, so there are no group effects to integrate"
+    if len(data.factors) > 1:
+        names = [f.name for f in data.factors]
+        return False, f"several grouping factors {names}; the marginal engine takes one"
+    return True, "gaussian outcome with one grouping factor"
+
+
+def fit_marginal(
+    data: GroupedData,
+    spec: HierarchicalSpec,
+    priors: dict[str, ResolvedPrior],
+    options: SamplingOptions | None = None,
+) -> tuple[xr.DataTree, tuple[str, ...]]:
+    """Sample the marginal model, then draw the group effects exactly.
+
+    Parameters
+    ----------
+    data, spec, priors
+        As ``HierarchicalModel._prepare()`` returns them.
+    options : SamplingOptions, optional
+        Draws, chains, seed, sampler. With nutpie (the default when installed) the compiled
+        model is kept in the process and reused for data of the same structure
+        (:mod:`hiermodels.engines.compiled`); other samplers go through ``pm.sample``.
+        ``random_seed`` seeds both the sampler and the group-effect draws.
+
+    Returns
+    -------
+    idata : xarray.DataTree
+        ``posterior`` with the full model's names, dims and coords (every population
+        parameter, ``{term}|{group}_sigma``, ``{group}_corr``, ``{term}|{group}``), and
+        ``sample_stats``, as ``pm.sample`` gives them.
+    messages : tuple of str
+        The convergence warnings given (:func:`hiermodels.engines.mcmc.check_convergence`).
+
+    Raises
+    ------
+    SpecError
+        When :func:`marginal_supported` says no.
+    """
+    supported, reason = marginal_supported(data, spec)
+    if not supported:
+        raise SpecError(f"engine='marginal' cannot fit this model: {reason}; use engine='full'")
+    options = sampling_options(options)
+    sampler_seed, rng = _seeds(options.random_seed)
+    clock = time.perf_counter()
+    inputs = marginal_inputs(data, spec, priors)
+    timings = {"statistics_s": time.perf_counter() - clock}
+    clock = time.perf_counter()
+    if resolve_sampler(options.sampler) == "nutpie":
+        model, idata = _sample_nutpie(data, spec, priors, inputs, options, sampler_seed)
+    else:
+        model = build_marginal(data, spec, priors, inputs)
+        idata = sample(model, options)
+    timings["build_compile_sample_s"] = time.perf_counter() - clock
+    messages = check_convergence(idata, [v.name for v in model.free_RVs])
+    clock = time.perf_counter()
+    _add_group_effects(idata, data, inputs.stats, rng)
+    timings["group_effects_s"] = time.perf_counter() - clock
+    # where the time went, for benchmarks (seconds; sampling_time is pm.sample's own attr)
+    idata["posterior"].attrs.update({f"marginal_{k}": round(v, 3) for k, v in timings.items()})
+    return idata, tuple(messages)
+
+
+def _seeds(random_seed) -> tuple[int, np.random.Generator]:
+    """One seed for the sampler and one generator for the group effects, both from
+    ``random_seed`` (None, a number, numbers per chain, a Generator or a SeedSequence)."""
+    if isinstance(random_seed, np.random.SeedSequence):
+        sequence = random_seed
+    elif isinstance(random_seed, np.random.Generator):
+        sequence = np.random.SeedSequence(int(random_seed.integers(2**63)))
+    else:
+        sequence = np.random.SeedSequence(random_seed)
+    for_sampler, for_effects = sequence.spawn(2)
+    return int(for_sampler.generate_state(1)[0]), np.random.default_rng(for_effects)
+
+
+def _sample_nutpie(data, spec, priors, inputs: MarginalInputs, options, seed):
+    import nutpie
+
+    model, compiled = compiled_model(
+        inputs.key, lambda: build_marginal(data, spec, priors, inputs), inputs.values
+    )
+    kwargs = dict(options.sample_kwargs or {})
+    if "max_treedepth" in kwargs:  # pm.sample's name for it
+        kwargs["maxdepth"] = kwargs.pop("max_treedepth")
+    tune = 1000 if options.tune is None else max(options.tune, 1)  # nuts-rs needs tune >= 1
+    start = time.time()
+    idata = nutpie.sample(
+        compiled,
+        draws=options.draws,
+        tune=tune,
+        chains=options.chains,
+        seed=seed,
+        save_warmup=False,
+        progress_bar=options.progressbar,
+        **kwargs,
+    )
+    # what pm.sample(nuts_sampler="nutpie") adds: constant and observed data, timing attrs
+    patch_nutpie_idata(idata, model, sampling_time=time.time() - start)
+    return model, idata
+
+
+# -- the group effects, drawn from their conditional posterior ---------------------------------
+def _centred_coefficients(posterior, data: GroupedData) -> np.ndarray:
+    """(chain, draw, p) draws of the coefficients of the centred design."""
+    slopes = [t for t in data.terms if t != INTERCEPT]
+    first = INTERCEPT_AT_MEANS if slopes else INTERCEPT
+    return np.stack([np.asarray(posterior[n]) for n in (first, *slopes)], axis=-1)
+
+
+def cholesky_draws(posterior, factor: GroupFactor) -> np.ndarray:
+    """(chain, draw, q, q) lower Cholesky factors of the deviations' covariance per draw:
+    the model's own factor (``{group}_chol_cov``, or the SDs times ``{group}_corr_chol``),
+    diagonal for independent terms."""
+    group, q = factor.name, len(factor.varying)
+    sds = np.stack([np.asarray(posterior[sigma_name(t, group)]) for t in factor.varying], -1)
+    if f"{group}_chol_cov" in posterior:
+        packed = np.asarray(posterior[f"{group}_chol_cov"])
+        L = np.zeros((*packed.shape[:-1], q, q))
+        L[..., *np.tril_indices(q)] = packed  # pm.expand_packed_triangular's order
+        return L
+    if f"{group}_corr_chol" in posterior:
+        return sds[..., :, None] * np.asarray(posterior[f"{group}_corr_chol"])
+    return sds[..., :, None] * np.eye(q)
+
+
+def draw_group_effects(
+    stats: SufficientStatistics,
+    delta: np.ndarray,
+    sigma: np.ndarray,
+    chol: np.ndarray,
+    rng: np.random.Generator | None,
+) -> np.ndarray:
+    """(S, J, q) draws of every group's deviations given S draws of the population parameters.
+
+    ``delta`` (S, p) are the centred coefficients less ``stats.shift``, ``sigma`` (S,) the
+    residual SD, ``chol`` (S, q, q) the Cholesky factors of the deviations' covariance. With
+    ``rng=None`` the conditional means are returned instead of draws.
+    """
+    S, J, q = len(sigma), stats.Zty.shape[0], stats.Zty.shape[1]
+    out = np.empty((S, J, q))
+    G = [[stats.ZtZ[:, i, j] for j in range(q)] for i in range(q)]
+    step = max(1, _BLOCK // (J * q * q))
+    for lo in range(0, S, step):
+        hi = min(S, lo + step)
+        # per (draw, group): u = Z'r, r the residual from the population part
+        u = stats.Zty - np.einsum("jkm,sm->sjk", stats.ZtX, delta[lo:hi])
+        s2 = (sigma[lo:hi] ** 2)[:, None]
+        L = [[chol[lo:hi, i, j][:, None] if j <= i else None for j in range(q)] for i in range(q)]
+        C = precision_factor(L, G, s2, np.sqrt)
+        w = transpose_times(L, [u[..., k] / s2 for k in range(q)])
+        c = solve_upper(C, solve_lower(C, w))  # B^-1 L'Z'r / sigma^2
+        if rng is not None:
+            noise = solve_upper(C, list(rng.standard_normal((q, hi - lo, J))))  # cov B^-1
+            c = [c[k] + noise[k] for k in range(q)]
+        for k in range(q):
+            out[lo:hi, :, k] = sum(L[k][m] * c[m] for m in range(k + 1))
+    return out
+
+
+def _add_group_effects(idata: xr.DataTree, data: GroupedData, stats, rng) -> None:
+    """Put ``{term}|{group}`` (chain, draw, group) in the posterior of ``idata``."""
+    f = data.factor
+    post = idata["posterior"].to_dataset()
+    chains, draws = post.sizes["chain"], post.sizes["draw"]
+    delta = _centred_coefficients(post, data).reshape(chains * draws, -1) - stats.shift
+    sigma = np.asarray(post["sigma"]).reshape(-1)
+    chol = cholesky_draws(post, f).reshape(chains * draws, len(f.varying), len(f.varying))
+    b = draw_group_effects(stats, delta, sigma, chol, rng)
+    b = b.reshape(chains, draws, f.n_groups, len(f.varying))
+    post = post.assign_coords({f.name: list(f.levels)})
+    for k, t in enumerate(f.varying):
+        post[effect_name(t, f.name)] = (("chain", "draw", f.name), b[..., k])
+    del idata["posterior"]
+    idata["posterior"] = post
