@@ -389,3 +389,41 @@ def test_exact_and_mcmc_agree(kon, exact, seed, sampled_well):
         mcse = b_table["sd"] / np.sqrt(diagnostics.ess_bulk(draws))
         z = (a_table["mean"] - b_table["mean"]) / mcse
         assert np.abs(z).max() < 4.5, name  # 56 and 11 comparisons: a little more room
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::hiermodels.errors.ConvergenceWarning")  # sampled_well
+def test_fit_hierarchical_with_known_se_is_the_same_model(kon, seed, sampled_well):
+    """Issue 16: ``fit_hierarchical("yi | se(sei) ~ 1 + (1 | district/study)")`` and the
+    three-level ``meta_analysis`` are one model: with the same priors, the MCMC posterior of
+    the former agrees with the exact posterior of the latter within Monte Carlo error."""
+    mu_prior, tau_prior = hm.priors.Normal(0, 1), hm.priors.HalfNormal(0.5)
+    exact = hm.meta_analysis(
+        kon, levels=["district", "study"], mu_prior=mu_prior, hyperprior=tau_prior, **KWARGS
+    )
+    rows = kon.assign(sei=np.sqrt(kon["vi"]))
+    fit = hm.fit_hierarchical(
+        rows,
+        "yi | se(sei) ~ 1 + (1 | district/study)",
+        priors={
+            "Intercept": mu_prior,
+            "Intercept|district_sigma": tau_prior,
+            "Intercept|district:study_sigma": tau_prior,
+        },
+        # each district's ~5 studies pin its effect down: centered mixes best there
+        parameterization={"Intercept|district": "centered"},
+        draws=1000,
+        chains=4,
+        random_seed=seed(17),
+        sample_kwargs={"target_accept": 0.9},
+    )
+    sampled_well(fit, divergence_rate=0.01)
+    a, b = exact.summary(), fit.summary()
+    for ours, theirs in (
+        ("mu", "Intercept"),
+        ("tau_district", "Intercept|district_sigma"),
+        ("tau_study", "Intercept|district:study_sigma"),
+    ):
+        mcse = b.loc[theirs, "sd"] / np.sqrt(b.loc[theirs, "ess_bulk"])
+        assert abs(a.loc[ours, "mean"] - b.loc[theirs, "mean"]) < 4 * mcse, ours
+        assert b.loc[theirs, "sd"] == pytest.approx(a.loc[ours, "sd"], rel=0.15), ours
