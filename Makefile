@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast test-seeds lint bench notebooks lock clean
+.PHONY: demo test test-fast test-seeds lint bench calibrate notebooks lock clean
 
 # pyenv installs python3.12 but may not put it on the global path: fall back to its own copy.
 PYTHON_EXE := $(shell command -v $(PYTHON) >/dev/null 2>&1 && $(PYTHON) -c 'import sys' >/dev/null 2>&1 \
@@ -44,6 +44,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_meta.py
 	$(BIN)/python benchmarks/bench_radon_ess.py
 	$(BIN)/python benchmarks/bench_crossed.py
+
+# simulation-based calibration of the engines (about 10 minutes; not part of `make test`)
+calibrate: $(STAMP)
+	$(BIN)/python benchmarks/bench_calibration.py
 
 # re-execute every teaching notebook with full draws and save its outputs
 notebooks: $(STAMP)

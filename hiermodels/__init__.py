@@ -27,6 +27,7 @@ _LAZY = {
     "fit_hierarchical": "hiermodels.models",
     "HierarchicalResult": "hiermodels.results.hierarchical",
     "MetaAnalysisResult": "hiermodels.meta.result",
+    "calibrate": "hiermodels.calibration",
     "meta_analysis": "hiermodels.meta.api",
     "effect_sizes_2x2": "hiermodels.meta.api",
     "effect_sizes": "hiermodels.meta.effect_sizes",
@@ -39,6 +40,7 @@ _SUBMODULES = ("datasets", "families", "formula", "priors")
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from hiermodels import datasets, families, formula, priors  # noqa: F401
+    from hiermodels.calibration import calibrate
     from hiermodels.comparison import compare
     from hiermodels.files import load
     from hiermodels.meta.api import effect_sizes_2x2, meta_analysis
@@ -76,6 +78,7 @@ __all__ = [
     "PriorWarning",
     "SpecError",
     "__version__",
+    "calibrate",
     "compare",
     "compare_pooling",
     "datasets",

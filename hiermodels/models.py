@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Mapping, Sequence
 
@@ -14,14 +15,15 @@ from hiermodels.builders.hierarchical import build, build_model
 from hiermodels.data import prepare
 from hiermodels.defaults import priors_frame, resolve_priors
 from hiermodels.engines.mcmc import sample_checked
-from hiermodels.errors import HierModelsError, PriorWarning
+from hiermodels.errors import HierModelsError, PriorWarning, SpecError
 from hiermodels.families import get_family
 from hiermodels.frames import to_pandas
-from hiermodels.names import sigma_name
+from hiermodels.names import effect_name, sigma_name
+from hiermodels.parameterization import Choice, choices_frame, choose
 from hiermodels.priors import Prior
 from hiermodels.results.hierarchical import HierarchicalResult
 from hiermodels.results.idata import add_fit_groups
-from hiermodels.sampling import check_sampling_args
+from hiermodels.sampling import SamplingOptions, check_sampling_args
 from hiermodels.spec import HierarchicalSpec, keywords_from_formula
 
 __all__ = ["HierarchicalModel", "fit_hierarchical"]
@@ -65,10 +67,15 @@ class HierarchicalModel:
         ``col[level]``).
     varying : sequence of str
         Predictors whose slopes also vary by group.
-    parameterization : {"noncentered", "centered"} or dict
+    parameterization : {"auto", "noncentered", "centered"} or dict
         For the whole model or per varying term (``{"floor": "centered"}``, or
         ``{"floor|county": "centered"}`` for one grouping factor only; unnamed terms stay
-        non-centered). Correlated terms must share one parameterization.
+        non-centered). Correlated terms must share one parameterization. ``"auto"`` (the
+        default) decides per term and grouping factor from the data, before sampling:
+        centered when each group's own data pin its effect down (median no-pooling standard
+        error under half a quick estimate of the between-group SD), else non-centered
+        (:mod:`hiermodels.parameterization`); :meth:`parameterization_choice` shows the
+        choices and their reasons.
     hyperprior : str or Prior
         A key of :data:`hiermodels.priors.PRESETS`, scaled by ``sd(y) / sd(x)`` per term, or a
         prior object used as is for every group-level SD.
@@ -128,7 +135,7 @@ class HierarchicalModel:
         group: str | Sequence[str] | None = None,
         predictors: Sequence[str] = (),
         varying: Sequence[str] = (),
-        parameterization: str | Mapping[str, str] = "noncentered",
+        parameterization: str | Mapping[str, str] = "auto",
         hyperprior: str | Prior = "half_cauchy",
         correlated: bool = True,
         lkj_eta: float = 2.0,
@@ -157,6 +164,10 @@ class HierarchicalModel:
         self.sigma = sigma
 
     def _prepare(self):
+        """The encoded data, the spec (every "auto" parameterization resolved) and priors."""
+        return self._prepare_with_choice()[:3]
+
+    def _prepare_with_choice(self):
         terms = keywords_from_formula(
             self.formula,
             y=self.y,
@@ -191,7 +202,9 @@ class HierarchicalModel:
         get_family(spec.family).check(
             data.y, frame.index, spec.y, trials=data.trials, trials_name=spec.trials
         )
-        return data, spec, resolve_priors(data, spec)
+        priors = resolve_priors(data, spec)
+        spec, choices = choose(data, spec)
+        return data, spec, priors, choices
 
     def __repr__(self) -> str:
         what = self.formula or (
@@ -220,6 +233,24 @@ class HierarchicalModel:
         """
         return priors_frame(self._prepare()[2])
 
+    def parameterization_choice(self) -> pd.DataFrame:
+        """How each varying term of each grouping factor will be sampled, and why.
+
+        One row per (term, factor): ``choice`` (``"centered"`` or ``"noncentered"``),
+        ``ratio`` (for an automatic choice, the median over groups of the standard error of
+        a group's own estimate over a quick estimate of the between-group SD; NaN when the
+        choice was given) and ``reason``. See :mod:`hiermodels.parameterization`.
+
+        Examples
+        --------
+        >>> import hiermodels as hm
+        >>> schools = hm.datasets.load("eight_schools")
+        >>> model = hm.HierarchicalModel(schools, "y | se(sigma) ~ 1 + (1 | school)")
+        >>> model.parameterization_choice().loc[0, "choice"]
+        'noncentered'
+        """
+        return choices_frame(self._prepare_with_choice()[3])
+
     def build(self) -> pm.Model:
         """A new ``pm.Model`` each call."""
         data, spec, priors = self._prepare()
@@ -245,6 +276,7 @@ class HierarchicalModel:
         sampler: str | None = None,
         progressbar: bool | None = None,
         sample_kwargs: Mapping | None = None,
+        engine: str = "full",
     ) -> HierarchicalResult:
         """Sample the posterior with NUTS (nutpie by default) and check convergence.
 
@@ -258,6 +290,13 @@ class HierarchicalModel:
             NUTS implementation (nutpie when installed).
         sample_kwargs : dict, optional
             Passed on to ``pm.sample`` (e.g. ``{"target_accept": 0.95}``).
+        engine : {"full", "marginal", "auto"}
+            ``"full"`` samples every group effect; ``"marginal"`` (Gaussian outcomes with one
+            grouping factor) integrates the group effects out exactly, samples only the
+            population parameters from sufficient statistics (time independent of the number
+            of rows; a refit of the same structure reuses the compiled model) and draws the
+            group effects exactly afterwards: the same posterior, names and results;
+            ``"auto"`` takes the marginal engine where it applies.
 
         Warns
         -----
@@ -268,16 +307,34 @@ class HierarchicalModel:
             For hyperpriors known to misbehave (inverse-gamma; flat with < 4 groups).
         """
         check_sampling_args(draws=draws, tune=tune, chains=chains, random_seed=random_seed)
-        data, spec, priors = self._prepare()
+        data, spec, priors, choices = self._prepare_with_choice()
         for f, t in data.effects:
             message = priors[sigma_name(t, f.name)].prior.warning(f.n_groups)
             if message:
                 warnings.warn(message, PriorWarning, stacklevel=2)
         built = build(data, spec, priors)
+        if _use_marginal(engine, data, spec):
+            from hiermodels.engines.marginal import fit_marginal
+
+            options = SamplingOptions(
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                random_seed=random_seed,
+                sampler=sampler,
+                progressbar=progressbar,
+                sample_kwargs=sample_kwargs,
+            )
+            idata, messages = fit_marginal(data, spec, priors, options)
+            idata["posterior"].attrs["engine"] = "marginal"
+            result = HierarchicalResult(idata, built.model, data, spec, priors, messages)
+            add_fit_groups(result)
+            return result
         idata, messages = sample_checked(
             built.model,
             centered=built.centered,
             offsets=built.offsets,
+            why=_automatic_reasons(choices),
             draws=draws,
             tune=tune,
             chains=chains,
@@ -286,9 +343,22 @@ class HierarchicalModel:
             progressbar=progressbar,
             sample_kwargs=sample_kwargs,
         )
+        idata.attrs["parameterization"] = json.dumps([c.to_dict() for c in choices])
         result = HierarchicalResult(idata, built.model, data, spec, priors, messages)
         add_fit_groups(result)
         return result
+
+
+def _automatic_reasons(choices: Sequence[Choice]) -> dict[str, str]:
+    """For the convergence messages: each automatically chosen effect (and its offset), ->
+    "the automatic choice was X because ..."."""
+    out = {}
+    for c in choices:
+        if c.automatic:
+            text = f"the automatic choice was {c.choice} because {c.reason}"
+            out[effect_name(c.term, c.factor)] = text
+            out[f"{effect_name(c.term, c.factor)}_offset"] = text
+    return out
 
 
 def fit_hierarchical(
@@ -299,7 +369,7 @@ def fit_hierarchical(
     group: str | Sequence[str] | None = None,
     predictors: Sequence[str] = (),
     varying: Sequence[str] = (),
-    parameterization: str | Mapping[str, str] = "noncentered",
+    parameterization: str | Mapping[str, str] = "auto",
     hyperprior: str | Prior = "half_cauchy",
     correlated: bool = True,
     lkj_eta: float = 2.0,
@@ -316,6 +386,7 @@ def fit_hierarchical(
     sampler: str | None = None,
     progressbar: bool | None = None,
     sample_kwargs: Mapping | None = None,
+    engine: str = "full",
 ) -> HierarchicalResult:
     """Fit a varying-intercepts / varying-slopes regression in one call.
 
@@ -357,4 +428,23 @@ def fit_hierarchical(
         sampler=sampler,
         progressbar=progressbar,
         sample_kwargs=sample_kwargs,
+        engine=engine,
     )
+
+
+ENGINES = ("full", "marginal", "auto")
+
+
+def _use_marginal(engine: str, data, spec) -> bool:
+    """Whether to fit with the marginal engine; ``engine="marginal"`` where it does not apply
+    is an error that says why."""
+    if engine not in ENGINES:
+        raise SpecError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if engine == "full":
+        return False
+    from hiermodels.engines.marginal import marginal_supported
+
+    ok, reason = marginal_supported(data, spec)
+    if engine == "marginal" and not ok:
+        raise SpecError(f"engine='marginal' does not apply here: {reason}; use engine='full'")
+    return ok

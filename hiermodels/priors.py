@@ -86,6 +86,13 @@ class Prior:
         """Log density at ``x`` (numpy; used by the exact engine)."""
         raise NotImplementedError
 
+    def sample(self, n: int, rng=None) -> np.ndarray:
+        """``n`` independent draws from this prior (numpy; used by ``hm.calibrate``).
+
+        ``rng`` is a ``numpy.random.Generator`` or anything ``default_rng`` takes.
+        """
+        raise SpecError(f"{type(self).__name__}: drawing from this prior is not available")
+
     # priors whose PyMC .dist() can take a vector of parameters (LKJCholeskyCov's sd_dist)
     vectorizable = False
 
@@ -117,6 +124,9 @@ class Normal(Prior):
     def logpdf(self, x):
         return stats.norm.logpdf(x, self.mu, self.sigma)
 
+    def sample(self, n, rng=None):
+        return np.random.default_rng(rng).normal(self.mu, self.sigma, size=n)
+
 
 @dataclass(frozen=True, repr=False)
 class HalfNormal(Prior):
@@ -129,6 +139,9 @@ class HalfNormal(Prior):
     def logpdf(self, x):
         return stats.halfnorm.logpdf(x, scale=self.sigma)
 
+    def sample(self, n, rng=None):
+        return np.abs(np.random.default_rng(rng).normal(0.0, self.sigma, size=n))
+
 
 @dataclass(frozen=True, repr=False)
 class HalfCauchy(Prior):
@@ -140,6 +153,9 @@ class HalfCauchy(Prior):
 
     def logpdf(self, x):
         return stats.halfcauchy.logpdf(x, scale=self.beta)
+
+    def sample(self, n, rng=None):
+        return np.abs(self.beta * np.random.default_rng(rng).standard_cauchy(size=n))
 
 
 @dataclass(frozen=True, repr=False)
@@ -155,6 +171,9 @@ class HalfStudentT(Prior):
         return np.where(
             np.asarray(x) >= 0, np.log(2.0) + stats.t.logpdf(x, self.nu, scale=self.sigma), -np.inf
         )
+
+    def sample(self, n, rng=None):
+        return np.abs(self.sigma * np.random.default_rng(rng).standard_t(self.nu, size=n))
 
 
 @dataclass(frozen=True, repr=False)
@@ -178,6 +197,9 @@ class Exponential(Prior):
     def logpdf(self, x):
         return stats.expon.logpdf(x, scale=self.scale)
 
+    def sample(self, n, rng=None):
+        return np.random.default_rng(rng).exponential(self.scale, size=n)
+
 
 @dataclass(frozen=True, repr=False)
 class Gamma(Prior):
@@ -190,6 +212,9 @@ class Gamma(Prior):
 
     def logpdf(self, x):
         return stats.gamma.logpdf(x, self.alpha, scale=1 / self.beta)
+
+    def sample(self, n, rng=None):
+        return np.random.default_rng(rng).gamma(self.alpha, 1.0 / self.beta, size=n)
 
 
 @dataclass(frozen=True, repr=False)
@@ -211,6 +236,9 @@ class LogNormal(Prior):
 
     def logpdf(self, x):
         return stats.lognorm.logpdf(x, s=self.sigma, scale=np.exp(self.mu))
+
+    def sample(self, n, rng=None):
+        return np.random.default_rng(rng).lognormal(self.mu, self.sigma, size=n)
 
 
 @dataclass(frozen=True, repr=False)
@@ -235,6 +263,11 @@ class InverseGamma(Prior):
         with np.errstate(divide="ignore"):
             # change of variables v = x^2: p(x) = p_v(x^2) * 2x
             return stats.invgamma.logpdf(x**2, self.alpha, scale=self.beta) + np.log(2 * x)
+
+    def sample(self, n, rng=None):
+        # the variance is InverseGamma(alpha, beta) = beta / Gamma(alpha, 1); tau its root
+        with np.errstate(divide="ignore"):
+            return np.sqrt(self.beta / np.random.default_rng(rng).gamma(self.alpha, size=n))
 
     def warning(self, n_groups):
         return (
@@ -271,6 +304,14 @@ class Uniform(Prior):
         inside = (x >= self.lower) & (x <= upper)
         density = 0.0 if self.upper is None else -np.log(self.upper - self.lower)
         return np.where(inside, density, -np.inf)
+
+    def sample(self, n, rng=None):
+        if self.upper is None:
+            raise SpecError(
+                f"{self} is improper (no upper bound), so it cannot be drawn from; give an "
+                "upper bound, e.g. hm.priors.Uniform(0, 100)"
+            )
+        return np.random.default_rng(rng).uniform(self.lower, self.upper, size=n)
 
     def warning(self, n_groups):
         if n_groups >= 4:
@@ -431,6 +472,9 @@ class StudentT(Prior):
 
     def logpdf(self, x):
         return stats.t.logpdf(x, self.nu, loc=self.mu, scale=self.sigma)
+
+    def sample(self, n, rng=None):
+        return self.mu + self.sigma * np.random.default_rng(rng).standard_t(self.nu, size=n)
 
 
 __all__ += ["StudentT"]  # appended: the list above is shared and stays as it was

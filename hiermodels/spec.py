@@ -10,7 +10,11 @@ from hiermodels.families import Aux, get_family
 from hiermodels.names import PARAMETERIZATIONS, effect_name
 from hiermodels.priors import PRESETS, Prior
 
-__all__ = ["Grouping", "HierarchicalSpec", "keywords_from_formula"]
+__all__ = ["PARAMETERIZATION_CHOICES", "Grouping", "HierarchicalSpec", "keywords_from_formula"]
+
+# what a user may ask for: a parameterization, or "auto" (decided from the data before
+# sampling, hiermodels.parameterization); the builder gets only the first two
+PARAMETERIZATION_CHOICES = (*PARAMETERIZATIONS, "auto")
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,10 @@ class HierarchicalSpec:
     form; formulae's term names such as ``x1:x2`` in the formula form, which ``formula``
     holds). ``se`` names a column of known standard errors of ``y`` (gaussian only: a
     meta-analysis, brms' ``y | se(sei)``); ``se_sigma`` whether a residual SD is estimated
-    besides them (brms' ``se(sei, sigma = TRUE)``)."""
+    besides them (brms' ``se(sei, sigma = TRUE)``). ``parameterization`` may hold ``"auto"``
+    (the default of :meth:`from_user`) as the user asked; ``HierarchicalModel`` resolves it
+    from the data (:func:`hiermodels.parameterization.choose`) before the builder, which
+    takes only ``"centered"`` and ``"noncentered"``, sees the spec."""
 
     y: str
     groups: tuple[Grouping, ...]
@@ -68,7 +75,7 @@ class HierarchicalSpec:
         y,
         groups,
         predictors=(),
-        parameterization="noncentered",
+        parameterization="auto",
         hyperprior="half_cauchy",
         lkj_eta=2.0,
         priors=None,
@@ -83,15 +90,18 @@ class HierarchicalSpec:
         if isinstance(predictors, str):
             predictors = [predictors]
         if isinstance(parameterization, Mapping):
-            bad = {k: v for k, v in parameterization.items() if v not in PARAMETERIZATIONS}
+            bad = {k: v for k, v in parameterization.items() if v not in PARAMETERIZATION_CHOICES}
             parameterization = tuple(sorted(parameterization.items()))
         else:
-            bad = {} if parameterization in PARAMETERIZATIONS else {"model": parameterization}
+            bad = (
+                {} if parameterization in PARAMETERIZATION_CHOICES else {"model": parameterization}
+            )
         if bad:
             raise SpecError(
-                f"unknown parameterization {bad}; use 'centered' or 'noncentered', for the whole "
-                "model or per varying term as a dict like {'floor': 'centered'} (or "
-                "{'floor|county': 'centered'} for one grouping factor only)"
+                f"unknown parameterization {bad}; use 'auto' (chosen from the data), "
+                "'centered' or 'noncentered', for the whole model or per varying term as a "
+                "dict like {'floor': 'centered'} (or {'floor|county': 'centered'} for one "
+                "grouping factor only)"
             )
         names = [g.name for g in groups]
         repeated = sorted({n for n in names if names.count(n) > 1})

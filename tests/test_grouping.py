@@ -41,7 +41,9 @@ def dims_of(model):
 
 def test_crossed_builds_one_block_per_factor():
     df, _, _ = crossed_data()
-    model = hm.HierarchicalModel(df, "y ~ x + (1 | item) + (1 | rater)").build()
+    model = hm.HierarchicalModel(
+        df, "y ~ x + (1 | item) + (1 | rater)", parameterization="noncentered"
+    ).build()
     assert len(model.coords["item"]) == 20 and len(model.coords["rater"]) == 8
     assert dims_of(model) == {
         "Intercept_at_means": None,  # predictors are centred inside the model
@@ -75,7 +77,9 @@ def test_crossed_keyword_form_is_the_formula():
 
 def test_nested_levels_are_school_class_pairs():
     df, _, _ = nested_data()
-    model = hm.HierarchicalModel(df, "y ~ x + (1 | school/class)").build()
+    model = hm.HierarchicalModel(
+        df, "y ~ x + (1 | school/class)", parameterization="noncentered"
+    ).build()
     assert len(model.coords["school"]) == 6
     assert len(model.coords["school:class"]) == 18  # not 3: c0 of s0 is not c0 of s1
     assert model.coords["school:class"][:3] == ("s0:c0", "s0:c1", "s0:c2")
@@ -100,7 +104,9 @@ def test_varying_slopes_per_factor_have_their_own_correlation():
 def test_likelihood_indexes_each_factor():
     """At a random point, the model's log-likelihood is the hand-computed one."""
     df, _, _ = nested_data()
-    model = hm.HierarchicalModel(df, "y ~ x + (1 | school/class)").build()
+    model = hm.HierarchicalModel(
+        df, "y ~ x + (1 | school/class)", parameterization="noncentered"
+    ).build()
     rng = np.random.default_rng(3)
     point = {k: rng.normal(size=np.shape(v)) for k, v in model.initial_point().items()}
     loglik = model.compile_fn(model.logp(vars=[model["y"]]), inputs=model.value_vars)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pymc as pm
@@ -66,17 +66,21 @@ def sample_checked(
     *,
     centered: Sequence[str] = (),
     offsets: Sequence[str] = (),
+    why: Mapping[str, str] | None = None,
     **keywords,
 ) -> tuple[xr.DataTree, tuple[str, ...]]:
     """:func:`sample`, then :func:`check_convergence` on every free variable of ``model``.
 
     ``options`` (or the keyword form) as in :func:`sample`. ``centered`` and ``offsets`` are
     what the builder says its group-level effects sample (``GroupEffect.centered`` /
-    ``.offsets``), for the advice in the messages.
+    ``.offsets``), for the advice in the messages; ``why`` maps those names to the reason of
+    an automatic parameterization, quoted when the advice is to switch it.
     """
     idata = sample(model, options, **keywords)
     watched = [v.name for v in model.free_RVs]
-    return idata, tuple(check_convergence(idata, watched, centered=centered, offsets=offsets))
+    return idata, tuple(
+        check_convergence(idata, watched, centered=centered, offsets=offsets, why=why)
+    )
 
 
 def check_convergence(
@@ -85,12 +89,16 @@ def check_convergence(
     *,
     centered: Sequence[str] = (),
     offsets: Sequence[str] = (),
+    why: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Warn (:class:`ConvergenceWarning`) about divergences, R-hat and ESS; return the messages.
 
     ``centered`` names the centered group-level terms, which a divergence message points to;
-    ``offsets`` the offsets of non-centered ones, which a slow-mixing message points to.
+    ``offsets`` the offsets of non-centered ones, which a slow-mixing message points to;
+    ``why``, for those chosen by ``parameterization="auto"``, the reason of that choice,
+    which the advice to switch quotes.
     """
+    why = dict(why or {})
     messages = []
     posterior = idata["posterior"]
     n_chains = posterior.sizes["chain"]
@@ -100,6 +108,7 @@ def check_convergence(
         if n_div:
             fix = (
                 f"switch the centered term(s) {list(centered)} to parameterization='noncentered'"
+                + _reasons(centered, why)
                 if centered
                 else "raise target_accept, e.g. sample_kwargs={'target_accept': 0.95}"
             )
@@ -113,7 +122,8 @@ def check_convergence(
         worst = ", ".join(f"{k} ({v:.3f})" for v, k in high[:5])
         messages.append(
             f"R-hat above {RHAT_MAX} for {worst}: chains disagree; run more draws "
-            "(draws=, tune=) or reparameterize" + _offset_hint([k for _, k in high[:5]], offsets)
+            "(draws=, tune=) or reparameterize"
+            + _offset_hint([k for _, k in high[:5]], offsets, why)
         )
     floor = ESS_PER_CHAIN_MIN * n_chains
     low = sorted((v, k) for k, v in ess.items() if v < floor)
@@ -122,7 +132,7 @@ def check_convergence(
         messages.append(
             f"bulk ESS below {floor} ({ESS_PER_CHAIN_MIN} per chain) for {worst}: too few "
             "effective draws for reliable intervals; increase draws"
-            + _offset_hint([k for _, k in low[:5]], offsets)
+            + _offset_hint([k for _, k in low[:5]], offsets, why)
         )
     for message in messages:
         # point at the caller of fit(): check_convergence <- sample_checked <- fit <- user
@@ -130,7 +140,15 @@ def check_convergence(
     return messages
 
 
-def _offset_hint(names: Sequence[str], offsets: Sequence[str]) -> str:
+def _reasons(names: Sequence[str], why: Mapping[str, str]) -> str:
+    """ " (the automatic choice was X because ...)" for the names chosen automatically."""
+    texts = list(dict.fromkeys(why[n] for n in names if n in why))
+    return f" ({'; '.join(texts)})" if texts else ""
+
+
+def _offset_hint(
+    names: Sequence[str], offsets: Sequence[str], why: Mapping[str, str] | None = None
+) -> str:
     """Advice when offsets of non-centered terms mix slowly: the data pin the groups down,
     which is where the centered form samples better (Betancourt & Girolami 2015, §4)."""
     offsets = [k for k in names if k in set(offsets)]
@@ -139,7 +157,7 @@ def _offset_hint(names: Sequence[str], offsets: Sequence[str]) -> str:
     return (
         f"; {', '.join(offsets)} belong to non-centered terms: when each group's own data "
         "pin its effect down (many rows per group, small standard errors), "
-        "parameterization='centered' mixes better"
+        "parameterization='centered' mixes better" + _reasons(offsets, why or {})
     )
 
 

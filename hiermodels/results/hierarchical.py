@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +51,35 @@ class HierarchicalResult:
     spec: HierarchicalSpec
     priors: dict[str, ResolvedPrior]
     diagnostics: tuple[str, ...] = ()
+
+    @property
+    def parameterization(self) -> pd.DataFrame:
+        """How each varying term of each grouping factor was sampled, and why.
+
+        One row per (term, factor): ``choice`` (``"centered"`` or ``"noncentered"``),
+        ``ratio`` (median over groups of a group's own standard error over a quick estimate of
+        the between-group SD, for ``parameterization="auto"``; NaN when given) and
+        ``reason``. Read from ``idata.attrs["parameterization"]`` (a JSON list, kept by
+        ``save``); a fit without it lists the spec's parameterization as given.
+        """
+        columns = ["term", "factor", "choice", "ratio", "reason"]
+        stored = self.idata.attrs.get("parameterization")
+        if stored is not None:
+            rows = [{k: row.get(k) for k in columns} for row in json.loads(stored)]
+        else:
+            rows = [
+                {
+                    "term": t,
+                    "factor": f.name,
+                    "choice": self.spec.parameterization_of(t, f.name),
+                    "ratio": None,
+                    "reason": "given",
+                }
+                for f, t in self.data.effects
+            ]
+        table = pd.DataFrame(rows, columns=columns)
+        table["ratio"] = table["ratio"].astype(float)
+        return table
 
     # -- draws -------------------------------------------------------------------------
     def _posterior(self, name: str) -> np.ndarray:

@@ -1,0 +1,53 @@
+"""fit(engine=...) from the public API: the marginal engine gives the same results object
+(summary, group effects, prediction, LOO, save/load) as the full engine."""
+
+import arviz as az
+import numpy as np
+import pytest
+
+import hiermodels as hm
+
+pytestmark = pytest.mark.filterwarnings("ignore::hiermodels.errors.ConvergenceWarning")
+
+
+def test_engine_choices_are_checked():
+    radon = hm.datasets.load("radon")
+    with pytest.raises(hm.SpecError, match="engine must be one of"):
+        hm.fit_hierarchical(radon, "log_radon ~ floor + (1 | county)", engine="fast")
+    crossed = radon.assign(block=radon["floor"].astype(str))
+    with pytest.raises(hm.SpecError, match="engine='marginal' does not apply"):
+        hm.fit_hierarchical(crossed, "log_radon ~ (1 | county) + (1 | block)", engine="marginal")
+    with pytest.raises(hm.SpecError, match="engine='marginal' does not apply"):
+        hm.fit_hierarchical(
+            radon.assign(k=(radon["log_radon"] > 1).astype(int)),
+            "k ~ floor + (1 | county)",
+            family="bernoulli",
+            engine="marginal",
+        )
+
+
+@pytest.mark.slow
+def test_marginal_engine_through_the_public_api(seed, sampled_well, tmp_path):
+    radon = hm.datasets.load("radon")
+    res = hm.fit_hierarchical(
+        radon,
+        "log_radon ~ floor + (1 + floor | county)",
+        engine="auto",
+        chains=4,
+        draws=500,
+        random_seed=seed(61),
+    )
+    assert res.idata["posterior"].attrs["engine"] == "marginal"
+    sampled_well(res, rhat=1.03, ess_per_chain=25)
+    table = res.summary()
+    # Gelman & Hill (2007) §13.1 / lme4 on radon: floor about -0.69, county SD about 0.33
+    assert table.loc["floor", "mean"] == pytest.approx(-0.68, abs=3 * table.loc["floor", "sd"])
+    effects = res.group_effects()
+    # NaN where a county has no floor slope of its own (all its houses on one floor)
+    assert len(effects) == 2 * 85 and effects["pooling_factor"].dropna().between(0, 1).all()
+    assert np.isfinite(az.loo(res.idata).elpd)
+    back = hm.load(res.save(tmp_path / "marginal.nc"))
+    np.testing.assert_allclose(
+        back.predict(radon.head(4), random_seed=1).draws.values,
+        res.predict(radon.head(4), random_seed=1).draws.values,
+    )
