@@ -469,7 +469,11 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--family", default="gaussian", help="gaussian, poisson, bernoulli, ...")
     fit.add_argument("--predictors", nargs="*", default=[])
     fit.add_argument("--varying", nargs="*", default=[], help="predictors with varying slopes")
-    fit.add_argument("--parameterization", default="noncentered")
+    fit.add_argument(
+        "--parameterization",
+        default="auto",
+        help="auto (from the data, per term), centered or noncentered",
+    )
     fit.add_argument("--hyperprior", default="half_cauchy")
     _add_sampling_arguments(fit)
     fit.add_argument("--save", default=None, help="save the fit to this .nc file (hm.load)")
