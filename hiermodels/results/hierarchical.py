@@ -16,6 +16,7 @@ from hiermodels.errors import SpecError
 from hiermodels.families import Family, get_family
 from hiermodels.names import INTERCEPT, corr_name, effect_name, sigma_name
 from hiermodels.numerics.pooling import (
+    no_pooling_by_group,
     no_pooling_fit,
     no_pooling_glm,
     pooling_factor,
@@ -27,6 +28,10 @@ from hiermodels.results.draws import interval_columns, linear_predictor_draws, s
 from hiermodels.spec import HierarchicalSpec
 
 __all__ = ["HierarchicalResult"]
+
+# elements of the dense no-pooling design (160 MB) above which group_effects() uses per-group
+# sums (hiermodels.parameterization makes the same switch)
+DENSE_LIMIT = 20_000_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -196,6 +201,14 @@ class HierarchicalResult:
             np.column_stack([d.column(t) for t in shared]) if shared else np.empty((len(d.y), 0))
         )
         if self.family.link == "identity":
+            if len(d.y) * (f.n_groups * len(f.varying) + len(shared)) > DENSE_LIMIT:
+                # too large for the dense no-pooling design (a million rows in 1e4 groups):
+                # the shared terms at their posterior means, then each level on its own rows
+                # from per-group sums
+                fixed = sum(
+                    (self._posterior(t).mean() * d.column(t) for t in shared), np.zeros(len(d.y))
+                )
+                return no_pooling_by_group(d.y - fixed, d.Z, f.idx, f.n_groups, se=d.se)
             return no_pooling_fit(d.y, X_shared, d.Z, f.idx, f.n_groups, se=d.se)
         return no_pooling_glm(
             d.y,
