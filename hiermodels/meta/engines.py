@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EngineFit",
+    "EngineResult",
     "check_exact_spec",
     "exact_fit",
     "exact_takes",
@@ -69,6 +70,39 @@ class EngineFit:
 
 
 # -- theta_new, for every engine -----------------------------------------------------------
+
+
+class EngineResult:
+    """The properties every meta-analysis result reads from its ``spec`` and its engine's
+    ``fit`` (:class:`EngineFit`): shared by the two- and three-level results."""
+
+    @property
+    def method(self) -> str:
+        return self.spec.method
+
+    @property
+    def mu_prior(self) -> Prior | None:
+        return self.spec.mu_prior
+
+    @property
+    def exact(self):
+        """The exact posterior (``method="exact"``), or None."""
+        return self.fit.exact
+
+    @property
+    def model(self):
+        """The PyMC model (``method="mcmc"``), or None."""
+        return self.fit.model
+
+    @property
+    def diagnostics(self) -> tuple[str, ...]:
+        return self.fit.diagnostics
+
+    @property
+    def idata(self) -> xr.DataTree:
+        """The draws as an ArviZ DataTree, with ``log_likelihood``, ``observed_data`` and
+        ``constant_data`` (exact draws are made on first access)."""
+        return self.fit.idata
 
 
 def with_theta_new(idata: xr.DataTree, data: StudyData, rng: np.random.Generator) -> xr.DataTree:

@@ -21,9 +21,8 @@ from scipy import stats
 
 from hiermodels.errors import SpecError
 from hiermodels.meta.data import MultilevelData, coefficient_names
-from hiermodels.meta.engines import EngineFit
+from hiermodels.meta.engines import EngineFit, EngineResult
 from hiermodels.meta.inference import BAYES, check_prob, resolve_transform, transformed
-from hiermodels.meta.multilevel_engines import ExactMultilevel
 from hiermodels.meta.spec import MetaSpec
 from hiermodels.numerics.heterogeneity import typical_within_variance
 from hiermodels.numerics.multilevel import (
@@ -38,13 +37,13 @@ from hiermodels.numerics.robust import SMALL_SAMPLE, robust_se
 from hiermodels.priors import Prior
 
 if TYPE_CHECKING:
-    import xarray as xr
+    pass
 
 __all__ = ["MultilevelMetaResult"]
 
 
 @dataclass(frozen=True, eq=False)
-class MultilevelMetaResult:
+class MultilevelMetaResult(EngineResult):
     """A fitted three-level meta-analysis (from :func:`hiermodels.meta_analysis` with
     ``levels=`` or ``cluster=``).
 
@@ -83,33 +82,6 @@ class MultilevelMetaResult:
     tau_priors: tuple[Prior, Prior]
     fit: EngineFit
     frame: pd.DataFrame | None = field(default=None, repr=False)
-
-    @property
-    def method(self) -> str:
-        return self.spec.method
-
-    @property
-    def mu_prior(self) -> Prior | None:
-        return self.spec.mu_prior
-
-    @property
-    def exact(self) -> ExactMultilevel | None:
-        return self.fit.exact
-
-    @property
-    def model(self):
-        return self.fit.model
-
-    @property
-    def diagnostics(self) -> tuple[str, ...]:
-        return self.fit.diagnostics
-
-    @property
-    def idata(self) -> xr.DataTree:
-        """The draws as an ArviZ DataTree (exact draws are made on first access): the
-        coefficients, ``tau_{level}``, ``u_{cluster}``, ``theta``, ``theta_new``, with
-        ``log_likelihood`` per effect size, ``observed_data`` and ``constant_data``."""
-        return self.fit.idata
 
     @property
     def levels(self) -> tuple[str, str]:

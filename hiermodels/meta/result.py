@@ -24,19 +24,18 @@ import hiermodels.meta.sensitivity as sensitivity
 import hiermodels.meta.subgroups as subgroups
 import hiermodels.meta.tables as tables
 from hiermodels.meta.data import StudyData, coefficient_names
-from hiermodels.meta.engines import EngineFit
+from hiermodels.meta.engines import EngineFit, EngineResult
 from hiermodels.meta.spec import MetaSpec
-from hiermodels.numerics.exact import ExactPosterior
 from hiermodels.priors import Prior
 
 if TYPE_CHECKING:
-    import xarray as xr
+    pass
 
 __all__ = ["MetaAnalysisResult"]
 
 
 @dataclass(frozen=True, eq=False)
-class MetaAnalysisResult:
+class MetaAnalysisResult(EngineResult):
     """A fitted random-effects meta-analysis (from :func:`hiermodels.meta_analysis`).
 
     Attributes
@@ -66,31 +65,6 @@ class MetaAnalysisResult:
     tau_prior: Prior
     fit: EngineFit
     frame: pd.DataFrame | None = field(default=None, repr=False)
-
-    @property
-    def method(self) -> str:
-        return self.spec.method
-
-    @property
-    def mu_prior(self) -> Prior | None:
-        return self.spec.mu_prior
-
-    @property
-    def exact(self) -> ExactPosterior | None:
-        return self.fit.exact
-
-    @property
-    def model(self):
-        return self.fit.model
-
-    @property
-    def diagnostics(self) -> tuple[str, ...]:
-        return self.fit.diagnostics
-
-    @property
-    def idata(self) -> xr.DataTree:
-        """The draws as an ArviZ DataTree (exact draws are made on first access)."""
-        return self.fit.idata
 
     @property
     def coefficient_names(self) -> list[str]:
