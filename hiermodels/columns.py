@@ -19,6 +19,7 @@ __all__ = [
     "RESERVED",
     "check_full_rank",
     "check_names",
+    "check_not_dates",
     "check_text_predictor",
     "level_labels",
     "numeric_column",
@@ -192,3 +193,13 @@ def check_names(y, predictors, group_columns, factor_names) -> None:
                     f"{what} column {name!r} {why}; rename it, e.g. "
                     f"df.rename(columns={{{name!r}: {name.strip('_|') + '_col'!r}}})"
                 )
+
+
+def check_not_dates(series: pd.Series, col: str) -> None:
+    """Refuse a date or time column as a predictor: the unit of its slope is the user's call."""
+    if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
+        raise DataError(
+            f"predictor column {col!r} holds dates or times ({series.dtype}); choose the "
+            f"unit of its slope and make it numeric, e.g. df[{col!r}].dt.year, or days "
+            f"since a start: (df[{col!r}] - df[{col!r}].min()).dt.days"
+        )

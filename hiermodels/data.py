@@ -25,6 +25,7 @@ from formulae.terms import Model
 from hiermodels.columns import (
     check_full_rank,
     check_names,
+    check_not_dates,
     check_text_predictor,
     level_labels,
     numeric_column,
@@ -266,14 +267,7 @@ def encode_predictors(df: pd.DataFrame, predictors: Sequence[str]) -> tuple[list
     columns: list[np.ndarray] = []
     for col in predictors:
         series = df[col]
-        if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(
-            series
-        ):
-            raise DataError(
-                f"predictor column {col!r} holds dates or times ({series.dtype}); choose the "
-                f"unit of its slope and make it numeric, e.g. df[{col!r}].dt.year, or days "
-                f"since a start: (df[{col!r}] - df[{col!r}].min()).dt.days"
-            )
+        check_not_dates(series, col)
         if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
             values = numeric_column(df, col, "predictor")
             if np.ptp(values) == 0:
@@ -322,14 +316,7 @@ def _population_frame(df: pd.DataFrame, columns: Sequence[str]):
     values, kinds, categories = {}, [], []
     for col in columns:
         series = df[col]
-        if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(
-            series
-        ):
-            raise DataError(
-                f"predictor column {col!r} holds dates or times ({series.dtype}); choose the "
-                f"unit of its slope and make it numeric, e.g. df[{col!r}].dt.year, or days "
-                f"since a start: (df[{col!r}] - df[{col!r}].min()).dt.days"
-            )
+        check_not_dates(series, col)
         if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
             numbers = numeric_column(df, col, "predictor")
             integer = pd.api.types.is_integer_dtype(series)
