@@ -44,6 +44,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_meta.py
 	$(BIN)/python benchmarks/bench_radon_ess.py
 	$(BIN)/python benchmarks/bench_crossed.py
+	# fresh-process fits against bambi (set BAMBI_PYTHON to a separate venv's python; see the script)
+	$(BIN)/python benchmarks/bench_coldstart.py
 
 # simulation-based calibration of the engines (about 10 minutes; not part of `make test`)
 calibrate: $(STAMP)

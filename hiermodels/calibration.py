@@ -11,13 +11,18 @@ at one end. The numerics (ranks, coverage, the chi-square and ECDF tests and ban
 
 The priors are those resolved on the user's data, kept fixed for every simulated data set:
 re-resolving the data-scaled defaults from each simulated outcome would change the prior
-between simulations and break the identity the ranks test.
+between simulations and break the identity the ranks test. The standardizing of the
+population coefficients (what NUTS sees, not the model) is the user's data's too, so every
+simulated data set has one graph, which nutpie compiles once per process: a refit costs its
+sampling only (:mod:`hiermodels.engines.compiled`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -57,11 +62,15 @@ class Calibration:
     n_values : int
         The number of possible ranks (posterior draws ranked against + 1).
     engine : str
-        ``"exact"`` or ``"mcmc"``.
+        ``"exact"``, ``"mcmc"`` (the full model by NUTS) or ``"marginal"`` (NUTS on the
+        marginal model, group effects drawn exactly).
     n_failed : int
         Simulations whose refit failed (excluded from the ranks; a sign of trouble too).
     diagnostics : tuple of str
         Convergence messages of the MCMC refits, ``"sim k: ..."``.
+    refit_seconds : tuple of float
+        Wall time of each refit, in the order they ran in each process (the first of a
+        process compiles the model; the others reuse it).
     """
 
     ranks: pd.DataFrame
@@ -70,6 +79,7 @@ class Calibration:
     engine: str
     n_failed: int = 0
     diagnostics: tuple[str, ...] = ()
+    refit_seconds: tuple[float, ...] = ()
 
     @property
     def n_sims(self) -> int:
@@ -131,6 +141,10 @@ class Calibration:
             "n_failed": self.n_failed,
             "n_rank_values": self.n_values,
             "n_refits_with_warnings": len({m.split(":")[0] for m in self.diagnostics}),
+            "first_refit_seconds": self.refit_seconds[0] if self.refit_seconds else None,
+            "median_later_refit_seconds": (
+                float(np.median(self.refit_seconds[1:])) if len(self.refit_seconds) > 1 else None
+            ),
             "parameters": {
                 name: {k: float(v) for k, v in row.items()} for name, row in summary.iterrows()
             },
@@ -202,6 +216,7 @@ def calibrate(
     tune: int | None = None,
     sampler: str | None = None,
     sample_kwargs: Mapping | None = None,
+    engine: str | None = None,
     _posterior_transform: Transform | None = None,
 ) -> Calibration:
     """Simulation-based calibration (Talts et al. 2018) on the user's own design.
@@ -238,7 +253,12 @@ def calibrate(
         Say how far the refits are (default: when someone is watching).
     chains, tune, sampler, sample_kwargs
         MCMC only: as in :meth:`hiermodels.HierarchicalModel.fit` (``tune`` defaults to
-        ``draws``).
+        ``draws``). With nutpie the model is compiled once per process and every refit
+        gives it the new outcome (:mod:`hiermodels.engines.compiled`).
+    engine : {"full", "marginal", "auto"}, optional
+        Hierarchical models only: the engine of the refits, as in
+        :meth:`hiermodels.HierarchicalModel.fit`. Default: the engine a result was fitted
+        with, ``"full"`` for a model.
 
     Returns
     -------
@@ -284,13 +304,16 @@ def calibrate(
             tune=tune,
             sampler=sampler,
             sample_kwargs=sample_kwargs,
+            engine=engine,
         )
-        engine, worker = "mcmc", _mcmc_refit
+        engine = "marginal" if tasks[0][0] == "marginal" else "mcmc"
+        worker = _mcmc_refit
     message = f"Calibrating the {engine} engine on {n_sims} simulated data sets"
     with progress.step(message, show=show):
         outputs = _run(worker, tasks, n_jobs, show)
-    kept, rows, diagnostics = [], [], []
-    for s, out in enumerate(outputs):
+    kept, rows, diagnostics, seconds = [], [], [], []
+    for s, (out, took) in enumerate(outputs):
+        seconds.append(took)
         if out is None:
             continue
         rank_row, messages = out
@@ -310,6 +333,7 @@ def calibrate(
         engine,
         n_sims - len(kept),
         tuple(diagnostics),
+        tuple(seconds),
     )
 
 
@@ -317,13 +341,15 @@ def _run(worker, tasks, n_jobs: int, show: bool) -> list:
     """``worker(task)`` for every task, here or in ``n_jobs`` processes, counting aloud."""
     outputs = []
     step = max(1, len(tasks) // 20)
+    timed = functools.partial(_timed, worker)
     if n_jobs == 1:
-        results = map(worker, tasks)
+        results = map(timed, tasks)
         executor = None
     else:
-        # spawn, not fork: a forked child of a process running numba or BLAS threads can hang
+        # spawn, not fork: a forked child of a process running numba or BLAS threads can
+        # hang. Each process compiles the model once, for its first refit.
         executor = ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn"))
-        results = executor.map(worker, tasks, chunksize=max(1, len(tasks) // (4 * n_jobs)))
+        results = executor.map(timed, tasks, chunksize=max(1, len(tasks) // (4 * n_jobs)))
     try:
         for k, out in enumerate(results, start=1):
             outputs.append(out)
@@ -333,6 +359,13 @@ def _run(worker, tasks, n_jobs: int, show: bool) -> list:
         if executor is not None:
             executor.shutdown()
     return outputs
+
+
+def _timed(worker, task):
+    """``worker(task)`` and the seconds it took."""
+    start = time.perf_counter()
+    out = worker(task)
+    return out, time.perf_counter() - start
 
 
 def _spread(n_levels: int) -> list[int]:
@@ -424,14 +457,14 @@ def _ranks(draws: dict, names, truth, transform: Transform | None) -> list[int]:
 
 
 def _hierarchical_tasks(
-    obj, n_sims, seeds, params, transform, *, draws, chains, tune, sampler, sample_kwargs
+    obj, n_sims, seeds, params, transform, *, draws, chains, tune, sampler, sample_kwargs, engine
 ):
     """Prior draws of parameters and outcomes (``pm.sample_prior_predictive`` on the model
     built for the user's data) and one refit task per simulation."""
     import pymc as pm
 
     from hiermodels.builders.hierarchical import build_model
-    from hiermodels.models import HierarchicalModel
+    from hiermodels.models import HierarchicalModel, _use_marginal
     from hiermodels.results.hierarchical import HierarchicalResult
     from hiermodels.sampling import SamplingOptions
 
@@ -439,12 +472,15 @@ def _hierarchical_tasks(
         data, spec, priors = obj._prepare()
     elif isinstance(obj, HierarchicalResult):
         data, spec, priors = obj.data, obj.spec, obj.priors
+        if engine is None and obj.idata["posterior"].attrs.get("engine") == "marginal":
+            engine = "marginal"
     else:
         raise SpecError(
             "calibrate takes a meta-analysis (hm.meta_analysis(..., method='exact') or its "
             "arguments as a dict) or a hierarchical model (hm.HierarchicalModel or a fitted "
             f"result of one), not {type(obj).__name__}"
         )
+    kind = "marginal" if _use_marginal(engine or "full", data, spec) else "full"
     prior_seed, *refit_seeds = seeds.spawn(n_sims + 1)
     with build_model(data, spec, priors):
         prior = pm.sample_prior_predictive(
@@ -480,11 +516,15 @@ def _hierarchical_tasks(
     }
     SamplingOptions(**options)  # checked once, before any refit
     rank_draws = min(MCMC_RANK_DRAWS, draws * chains)
+    # the refits encode no new rows, and formulae's design does not pickle (n_jobs > 1)
+    data = dataclasses.replace(data, design=None)
     tasks = [
         (
+            kind,
             dataclasses.replace(data, y=outcomes[s].astype(float)),
             spec,
             priors,
+            _fixed_scales(kind, data, spec, priors),
             {**options, "random_seed": int(refit_seeds[s].generate_state(1)[0])},
             truth.iloc[s].to_numpy(),
             names,
@@ -497,25 +537,40 @@ def _hierarchical_tasks(
     return tasks, truth, names, rank_draws + 1
 
 
+def _fixed_scales(kind: str, data, spec, priors):
+    """What each refit standardizes the population coefficients by: the user's data's, for
+    every simulated data set. The standardizing changes what NUTS sees, not the model, and
+    one for all keeps one graph, so the compiled model is reused (an outcome's own scales
+    would give each simulation another graph, compiled anew)."""
+    if kind == "full":
+        from hiermodels.defaults import data_scales
+        from hiermodels.families import get_family
+
+        return data_scales(data, get_family(spec.family))
+    from hiermodels.builders.marginal import marginal_inputs
+
+    inputs = marginal_inputs(data, spec, priors)
+    return inputs.standardize, inputs.key
+
+
+# the model built for each structure in this process, reused while its compiled model is
+# cached (a new graph each refit would cost more than sampling a small model)
+_BUILT: dict = {}
+
+
 def _mcmc_refit(task):
     """Refit one simulated data set by NUTS, like ``HierarchicalModel.fit``, and rank the
     true values among ``rank_draws`` draws spread evenly over the chains (thinning, Talts
     et al. 2018 §5.1, so that the ranks are nearly those of independent draws)."""
-    from hiermodels.builders.hierarchical import build
-    from hiermodels.engines.mcmc import sample_checked
     from hiermodels.sampling import SamplingOptions
 
-    data, spec, priors, options, truth, names, where, rank_draws, transform = task
-    built = build(data, spec, priors)
+    kind, data, spec, priors, fixed, options, truth, names, where, rank_draws, transform = task
+    options = SamplingOptions(**options)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # kept as the Calibration's
         try:
-            idata, messages = sample_checked(
-                built.model,
-                SamplingOptions(**options),
-                centered=built.centered,
-                offsets=built.offsets,
-            )
+            fit = _refit_full if kind == "full" else _refit_marginal
+            idata, messages = fit(data, spec, priors, fixed, options)
         except (ValueError, RuntimeError, FloatingPointError):
             return None
     post = idata["posterior"]
@@ -526,3 +581,44 @@ def _mcmc_refit(task):
         keep = np.round(np.linspace(0, len(flat) - 1, rank_draws)).astype(int)
         draws[n] = flat[keep, 0 if j is None else j]
     return _ranks(draws, names, truth, transform), tuple(messages)
+
+
+def _refit_full(data, spec, priors, scales, options):
+    """The full model by NUTS, its graph built (and compiled) once per structure."""
+    from hiermodels.builders.hierarchical import build, full_inputs
+    from hiermodels.engines.compiled import is_cached
+    from hiermodels.engines.mcmc import sample_checked
+
+    inputs = full_inputs(data, spec, priors, scales=scales)
+    built = _BUILT.get(inputs.key) if is_cached(inputs.key) else None
+    if built is None:
+        built = build(data, spec, priors, inputs)
+        _BUILT.clear()  # one structure at a time: a calibration refits one model
+        _BUILT[inputs.key] = built
+    return sample_checked(
+        built.model,
+        options,
+        centered=built.centered,
+        offsets=built.offsets,
+        reuse=inputs,
+    )
+
+
+def _refit_marginal(data, spec, priors, fixed, options):
+    """The marginal engine (:func:`hiermodels.engines.marginal.fit_marginal`), with the
+    standardizing of the user's data, so that every refit reuses one compiled model."""
+    from hiermodels.builders.marginal import marginal_inputs
+    from hiermodels.engines import marginal
+    from hiermodels.engines.mcmc import check_convergence, resolve_sampler
+
+    standardize, key = fixed
+    if resolve_sampler(options.sampler) != "nutpie":
+        return marginal.fit_marginal(data, spec, priors, options)
+    inputs = dataclasses.replace(
+        marginal_inputs(data, spec, priors), standardize=standardize, key=key
+    )
+    sampler_seed, rng = marginal._seeds(options.random_seed)
+    model, idata = marginal._sample_nutpie(data, spec, priors, inputs, options, sampler_seed)
+    messages = check_convergence(idata, [v.name for v in model.free_RVs])
+    marginal._add_group_effects(idata, data, inputs.stats, rng)
+    return idata, tuple(messages)

@@ -13,6 +13,7 @@ __all__ = [
     "DataError",
     "HierModelsError",
     "PriorWarning",
+    "RowsNotCollectedError",
     "SpecError",
     "format_rows",
 ]
@@ -28,6 +29,10 @@ class DataError(HierModelsError):
 
 class SpecError(HierModelsError):
     """The model specification is inconsistent (unknown preset, unknown term, ...)."""
+
+
+class RowsNotCollectedError(HierModelsError):
+    """A fit from a lazy (dask) frame holds per-group sums only; this needs its rows."""
 
 
 class ConvergenceWarning(UserWarning):

@@ -18,6 +18,7 @@ from hiermodels.engines.mcmc import sample_checked
 from hiermodels.errors import HierModelsError, PriorWarning, SpecError
 from hiermodels.families import get_family
 from hiermodels.frames import to_pandas
+from hiermodels.lazy import is_dask_frame
 from hiermodels.names import effect_name, sigma_name
 from hiermodels.parameterization import Choice, choices_frame, choose
 from hiermodels.priors import Prior
@@ -167,7 +168,8 @@ class HierarchicalModel:
         """The encoded data, the spec (every "auto" parameterization resolved) and priors."""
         return self._prepare_with_choice()[:3]
 
-    def _prepare_with_choice(self):
+    def _spec(self) -> HierarchicalSpec:
+        """What the user asked, as a spec (no data read yet)."""
         terms = keywords_from_formula(
             self.formula,
             y=self.y,
@@ -188,6 +190,15 @@ class HierarchicalModel:
             priors=self.priors,
             family=self.family,
         )
+        return spec
+
+    def _prepare_with_choice(self):
+        spec = self._spec()
+        if is_dask_frame(self.data):
+            raise SpecError(
+                "a dask DataFrame is read by fit(engine='marginal') only, from aggregates (see "
+                "docs/dask.md); for build(), default_priors() and the like, .compute() a sample"
+            )
         frame = to_pandas(self.data)  # pandas as is; polars, pyarrow, any Arrow-stream table
         data = prepare(
             frame,
@@ -292,11 +303,14 @@ class HierarchicalModel:
             Passed on to ``pm.sample`` (e.g. ``{"target_accept": 0.95}``).
         engine : {"full", "marginal", "auto"}
             ``"full"`` samples every group effect; ``"marginal"`` (Gaussian outcomes with one
-            grouping factor) integrates the group effects out exactly, samples only the
+            grouping factor or two nested ones, known standard errors without ``sigma=True``
+            included) integrates the group effects out exactly, samples only the
             population parameters from sufficient statistics (time independent of the number
             of rows; a refit of the same structure reuses the compiled model) and draws the
             group effects exactly afterwards: the same posterior, names and results;
-            ``"auto"`` takes the marginal engine where it applies.
+            ``"auto"`` takes the marginal engine where it applies. A dask DataFrame is
+            fitted by ``"marginal"`` or ``"auto"`` only, from sums computed by dask where its
+            rows are (:mod:`hiermodels.lazy`, docs/dask.md).
 
         Warns
         -----
@@ -307,6 +321,19 @@ class HierarchicalModel:
             For hyperpriors known to misbehave (inverse-gamma; flat with < 4 groups).
         """
         check_sampling_args(draws=draws, tune=tune, chains=chains, random_seed=random_seed)
+        if is_dask_frame(self.data):  # rows beyond memory: fit from aggregates (issue 17)
+            from hiermodels.lazy_fit import fit_lazy
+
+            options = SamplingOptions(
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                random_seed=random_seed,
+                sampler=sampler,
+                progressbar=progressbar,
+                sample_kwargs=sample_kwargs,
+            )
+            return fit_lazy(self.data, self._spec(), options, engine=engine)
         data, spec, priors, choices = self._prepare_with_choice()
         for f, t in data.effects:
             message = priors[sigma_name(t, f.name)].prior.warning(f.n_groups)
@@ -335,6 +362,7 @@ class HierarchicalModel:
             centered=built.centered,
             offsets=built.offsets,
             why=_automatic_reasons(choices),
+            reuse=built.inputs,  # nutpie: a model compiled for this structure is reused
             draws=draws,
             tune=tune,
             chains=chains,

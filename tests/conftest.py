@@ -1,8 +1,17 @@
 """Shared fixtures: the mocked sampler and small simulated data sets with known truth."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # plots render to files, never to a screen
+# compiled models go to a cache of this test session's own (it starts empty, as on a fresh
+# machine, and leaves nothing in the user's ~/.cache); set HIERMODELS_CACHE_DIR to keep one
+if "HIERMODELS_CACHE_DIR" not in os.environ:
+    _CACHE = tempfile.mkdtemp(prefix="hiermodels-test-cache-")
+    os.environ["HIERMODELS_CACHE_DIR"] = _CACHE
+    atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 import numpy as np
 import pandas as pd

@@ -30,6 +30,7 @@ FLOW = [
     "numerics",
     "numerics.diagnostics",
     "numerics.linear",
+    "numerics.unrolled",
     "numerics.pooling",
     "numerics.effect_sizes",
     "numerics.heterogeneity",
@@ -65,6 +66,7 @@ FLOW = [
     "data",
     "defaults",
     "parameterization",
+    "lazy",  # a dask DataFrame's sums for the marginal engine (no PyMC)
     "meta.data",
     "meta.effect_sizes",
     # builders: the only place that creates PyMC variables
@@ -72,11 +74,13 @@ FLOW = [
     "builders.likelihoods",
     "builders.hierarchical",
     "builders.marginal",
+    "builders.marginal_nested",
     "meta.builder",
     "meta.multilevel_builder",
     # engines: the only place that samples or integrates
-    "engines.mcmc",
+    "engines.diskcache",  # nutpie's compiled callbacks on disk, under engines.compiled
     "engines.compiled",
+    "engines.mcmc",  # samples through engines.compiled (nutpie, compiled models reused)
     "engines.marginal",
     "meta.engines",
     "meta.multilevel_engines",
@@ -102,6 +106,7 @@ FLOW = [
     # entry points
     "meta.multilevel_api",
     "meta.api",
+    "lazy_fit",  # fit a dask DataFrame from its sums (issue 17)
     "models",
     "files",
     "pooling.comparison",

@@ -141,6 +141,27 @@ def test_marginal_likelihood_equals_dense_normal(formula):
     np.testing.assert_allclose(_numpy_loglik(data, beta, sigma, cov), expected, rtol=1e-8)
 
 
+@pytest.mark.parametrize(
+    "formula", ["y | se(s) ~ x + (1 + x | g)", "y | se(s) ~ x + offset(off) + (1 | g)"]
+)
+def test_known_se_likelihood_equals_dense_normal(formula):
+    """Known standard errors and no residual SD: N(y | X beta, diag(se^2) + Z Sigma Z'), as
+    the full model's likelihood ``Normal(eta_i, se_i)`` integrates (sums weighted by 1/se^2)."""
+    df = _tiny(12, n_per=(3, 4, 2), offset=True)
+    df["s"] = np.random.default_rng(13).uniform(0.3, 2.0, len(df))
+    data, _, _ = _prepare(df, formula)
+    ss = sufficient_statistics(data)
+    np.testing.assert_allclose(ss.sum_log_var, np.sum(np.log(df["s"] ** 2)))
+    rng = np.random.default_rng(14)
+    for _ in range(3):
+        beta, _, cov = _random_parameters(rng, data)
+        same = data.group_idx[:, None] == data.group_idx[None, :]
+        V = np.diag(data.se**2) + (data.Z @ cov @ data.Z.T) * same
+        mean = data.X @ beta + (0.0 if data.offset is None else data.offset)
+        expected = stats.multivariate_normal(mean, V).logpdf(data.y)
+        np.testing.assert_allclose(_numpy_loglik(data, beta, 1.0, cov), expected, rtol=1e-9)
+
+
 def test_marginal_likelihood_equals_numerical_integration():
     """Against the full model's likelihood with each group's two effects integrated out by
     quadrature (2 groups, 3 rows each): the definition, not another closed form."""
@@ -196,7 +217,8 @@ def test_supported_models():
     cases = {
         "y ~ x + offset(off) + (1 + x | g)": True,
         "y ~ x + (1 | g) + (1 | h)": False,  # crossed
-        "y ~ x + (1 | g/h)": False,  # nested: not yet
+        "y ~ x + (1 | g/h)": True,  # nested: tests/test_marginal_nested.py
+        "y ~ x + (1 | g/h) + (1 | k)": False,  # three factors
         "y ~ x": False,  # nothing to integrate out
     }
     for formula, expected in cases.items():

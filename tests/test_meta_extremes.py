@@ -223,3 +223,130 @@ def test_identical_estimates():
     assert_finite(effects, skip=["shrinkage_ratio"])
     assert_finite(out["summary"])
     assert_finite(out["leave_one_out"])
+
+
+# -- the limit of a study with vanishing (or infinite) variance ----------------------------
+# One study's se 1e-300 among se of about 10 (a ratio of 1e301, once refused beyond 1e152):
+# its variance has no double-precision relation to the others', so the classical fits take
+# the limit v_i / v_others -> 0 (hiermodels.numerics.heterogeneity._prepare_units) and the
+# exact engine computes in units of the geometric middle of the se. Brute force: the same
+# data with se_i = 1e-8, 1e-12, 1e-16 (computed as given) must agree with the 1e-300 answers,
+# since everything that has a limit differs from it by O(se_i^2 / se_j^2) <= 1e-30.
+
+SCHOOLS_Y = [28.39, 7.94, -2.75, 6.82, -0.64, 0.63, 18.01, 12.16]  # Rubin (1981), BDA3 5.5
+SCHOOLS_SE = [14.9, 10.2, 16.3, 11.0, 9.4, 11.4, 10.4, 17.6]
+CLASSICAL = ["REML", "DL", "PM", "ML", "HE", "SJ", "EB", "EE", "HS"]
+LIMIT_COLUMNS = ["mu", "ci_low", "ci_high", "tau2", "tau", "I2", "H2", "Q", "Q_pvalue"]
+LIMIT_COLUMNS += ["pi_low", "pi_high", "tau2_ci_low", "tau2_ci_high", "I2_ci_low", "I2_ci_high"]
+
+
+def schools_with(i, se_i):
+    se = list(SCHOOLS_SE)
+    se[i] = se_i
+    df = pd.DataFrame({"school": list("ABCDEFGH"), "y": SCHOOLS_Y, "se": se})
+    # a fixed prior: the default scales with the RMS of the se, which a huge se dominates
+    prior = hm.priors.HalfCauchy(25)
+    return hm.meta_analysis(df, estimate="y", se="se", study="school", hyperprior=prior)
+
+
+@pytest.fixture(scope="module")
+def tiny_limit():
+    return {s: schools_with(4, s) for s in (1e-8, 1e-12, 1e-16, 1e-300)}
+
+
+def test_tiny_se_classical_fits_converge_to_the_limit(tiny_limit):
+    limit = tiny_limit[1e-300].heterogeneity(CLASSICAL)
+    assert np.isfinite(limit[LIMIT_COLUMNS].drop(index="EE").to_numpy(dtype=float)).all()
+    for tiny in (1e-8, 1e-12, 1e-16):
+        got = tiny_limit[tiny].heterogeneity(CLASSICAL)
+        for method in CLASSICAL:
+            cols = LIMIT_COLUMNS if method != "HS" else ["mu", "Q", "Q_pvalue"]
+            if method == "EE":
+                cols = ["mu", "Q", "Q_pvalue", "I2", "H2"]
+            np.testing.assert_allclose(
+                got.loc[method, cols].to_numpy(dtype=float),
+                limit.loc[method, cols].to_numpy(dtype=float),
+                rtol=1e-9,
+                atol=3 * tiny,  # a common-effect CI is y_E +/- 1.96 se_E
+                err_msg=f"{method} at se {tiny:g}",
+            )
+    # closed forms of the limit (study E, y = -0.64, known exactly): the common effect is its
+    # estimate, with the standard error of 1 / sqrt(sum w) ~ se_E (Hedges & Olkin 1985);
+    # Q = sum_{j != E} w_j (y_j - y_E)^2 (the pairwise form of Q with w_E -> inf); tr P ->
+    # 2 sum_{j != E} w_j, so s^2 = (k - 1) / tr P and DL's tau^2 = (Q - (k - 1)) / tr P
+    # (DerSimonian & Laird 1986; metafor's I^2 = tau^2 / (tau^2 + s^2))
+    w = 1 / np.square(np.delete(SCHOOLS_SE, 4))
+    q = float(np.sum(w * (np.delete(SCHOOLS_Y, 4) - SCHOOLS_Y[4]) ** 2))
+    tr_p = 2 * w.sum()
+    dl = (q - 7) / tr_p
+    assert limit.loc["EE", "mu"] == SCHOOLS_Y[4]
+    assert limit.loc["EE", "mu_se"] == pytest.approx(1e-300, rel=1e-12)
+    assert limit.loc["DL", "Q"] == pytest.approx(q, rel=1e-12)
+    assert limit.loc["DL", "tau2"] == pytest.approx(dl, rel=1e-12)
+    assert limit.loc["DL", "I2"] == pytest.approx(100 * dl / (dl + 7 / tr_p), rel=1e-12)
+    # with tau^2 > 0 the exact study's weight is 1 / tau^2 (no overflow): DL's mu is the
+    # random-effects mean with v_E = 0
+    w_re = 1 / (np.square(SCHOOLS_SE) + dl)
+    w_re[4] = 1 / dl
+    assert limit.loc["DL", "mu"] == pytest.approx(np.sum(w_re * SCHOOLS_Y) / w_re.sum(), rel=1e-12)
+    # HS's tau^2 is (Q - k) / sum w: it vanishes with se_E^2 (1e-400 here), and so does the
+    # common-effect se with se_E; both are numbers a double holds only as ~0
+    assert limit.loc["HS", "tau2"] < 1e-140 and limit.loc["HS", "mu_se"] < 1e-70
+
+
+def test_tiny_se_every_method_runs_and_the_posterior_converges(tiny_limit):
+    meta = tiny_limit[1e-300]
+    out = run_everything(meta)
+    for name in ("summary", "study_effects", "leave_one_out"):
+        assert_finite(out[name], skip=["shrinkage_ratio"] if name == "study_effects" else [])
+    for call in (meta.influence, meta.cumulative, meta.rank_test, meta.pet_peese):
+        call()
+    assert np.isfinite(meta.egger_test().stat) and np.isfinite(meta.trim_and_fill().mu)
+    ref = tiny_limit[1e-16]
+    # exact-engine numbers: quadrature over tau accurate to ~1e-8
+    np.testing.assert_allclose(
+        meta.summary().to_numpy(dtype=float), ref.summary().to_numpy(dtype=float), rtol=1e-7
+    )
+    effects, ref_effects = meta.study_effects(), ref.study_effects()
+    cols = ["mean", "ci_low", "ci_high", "pooling_factor", "weight"]
+    np.testing.assert_allclose(effects[cols], ref_effects[cols], rtol=1e-7, atol=1e-12)
+    # the exact study keeps its estimate, and its posterior sd is its se (up to a rounding)
+    assert effects.loc[4, "mean"] == pytest.approx(-0.64, abs=1e-13)
+    assert effects.loc[4, "sd"] < 1e-15 and effects.loc[4, "weight"] > ref_effects["weight"][3]
+
+
+def test_huge_se_study_has_the_limit_of_no_weight():
+    """se = 1e300 among se of about 10: the study's weight is 0 in every fit, while it still
+    counts in k (Q's degrees of freedom, DL's k - 1, the typical variance's k - 1) as in
+    metafor; se = 1e8, 1e12, 1e16 (computed as given) converge to it."""
+    limit = schools_with(3, 1e300)
+    table = limit.heterogeneity(["bayes", *CLASSICAL])
+    assert np.isfinite(table[["mu", "tau", "I2", "H2", "Q"]].to_numpy(dtype=float)).all()
+    for huge in (1e8, 1e12, 1e16):
+        got = schools_with(3, huge).heterogeneity(["bayes", *CLASSICAL])
+        rtol = 1e-6 if huge == 1e8 else 1e-9
+        for method in CLASSICAL:
+            cols = ["mu", "mu_se", "tau2", "I2", "H2", "Q"]
+            np.testing.assert_allclose(
+                got.loc[method, cols].to_numpy(dtype=float),
+                table.loc[method, cols].to_numpy(dtype=float),
+                rtol=rtol,
+                atol=1e-12,
+                err_msg=f"{method} at se {huge:g}",
+            )
+        np.testing.assert_allclose(
+            got.loc["bayes", ["mu", "mu_se", "tau"]].to_numpy(dtype=float),
+            table.loc["bayes", ["mu", "mu_se", "tau"]].to_numpy(dtype=float),
+            rtol=1e-6,
+        )
+    effects = limit.study_effects().set_index("study")
+    assert effects.loc["D", "weight"] == 0.0
+    assert effects.loc["D", "pooling_factor"] == pytest.approx(1.0, abs=1e-15)
+    run_everything(limit)
+
+
+def test_spread_beyond_double_precision_is_refused():
+    # se 1e-300 and 1e10 together: a ratio of 1e310, more than any double holds
+    schools = pd.DataFrame({"y": SCHOOLS_Y, "se": [1e-300, *SCHOOLS_SE[1:7], 1e10]})
+    with pytest.raises(hm.DataError, match="spans more than a factor 1e\\+302"):
+        hm.meta_analysis(schools, estimate="y", se="se")

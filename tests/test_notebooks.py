@@ -15,6 +15,7 @@ EXPECTED = [
     "05_funnel_and_noncentering.ipynb",
     "06_multiple_comparisons.ipynb",
     "07_multilevel_meta_analysis.ipynb",
+    "08_can_i_trust_these_intervals.ipynb",
 ]
 
 

@@ -16,8 +16,10 @@ needs of the data are per-group sums, computed once in numpy (:func:`sufficient_
 ``Z_j'Z_j``, ``Z_j'X_j``, ``Z_j'y_j`` per group and ``X'X``, ``X'y``, ``y'y`` over all rows,
 so NUTS runs over the population parameters only, at a cost per gradient that does not grow
 with the number of rows. The q x q algebra is unrolled into elementwise operations on
-vectors over groups (a Cholesky factor and triangular solves written out entry by entry), which
-PyTensor fuses into one loop; the same helpers draw the group effects afterwards in numpy.
+vectors over groups (:mod:`hiermodels.numerics.unrolled`), which PyTensor fuses into one
+loop; the same helpers draw the group effects afterwards in numpy. With known standard
+errors (``se=``, no residual SD) the sums are weighted by ``1 / se_i^2`` and ``sigma = 1``
+(:class:`SufficientStatistics`); two nested factors: :mod:`hiermodels.builders.marginal_nested`.
 
 Every number that comes from the data (the sums, and the data-scaled prior parameters, the
 centring and the standardizing) enters the graph as ``pm.Data``, so a compiled model can be
@@ -36,7 +38,25 @@ from hiermodels.builders.hierarchical import _Standardize
 from hiermodels.data import GroupedData, GroupFactor
 from hiermodels.defaults import ResolvedPrior, data_scales
 from hiermodels.families import get_family
-from hiermodels.names import INTERCEPT, INTERCEPT_AT_MEANS, corr_name, sigma_name
+from hiermodels.names import (
+    INTERCEPT,
+    INTERCEPT_AT_MEANS,
+    RESIDUAL_SIGMA,
+    corr_name,
+    sigma_name,
+)
+from hiermodels.numerics.unrolled import (
+    cholesky_unrolled,
+    inverse_lower,
+    logdet_quadratic,
+    precision_factor,
+    sandwich,
+    solve_lower,
+    solve_upper,
+    transpose_times,
+)
+from hiermodels.numerics.unrolled import product as _mul
+from hiermodels.numerics.unrolled import total as _sum
 from hiermodels.priors import Prior
 from hiermodels.spec import HierarchicalSpec
 
@@ -47,11 +67,15 @@ __all__ = [
     "cholesky_unrolled",
     "marginal_inputs",
     "marginal_loglik",
+    "precision_factor",
+    "residual_outcome",
+    "row_weights",
     "sandwich",
     "solve_lower",
     "solve_upper",
     "stats_entries",
     "sufficient_statistics",
+    "transpose_times",
 ]
 
 LOGLIK_NAME = "marginal_loglik"
@@ -77,6 +101,12 @@ class SufficientStatistics:
     ZtZ : (J, q, q), ZtX : (J, q, p), Zty : (J, q), sums within each group.
     shift : (p,) the least squares fit subtracted from y.
     means : (p,) the column means subtracted from X (0 for the intercept).
+    sum_log_var : sum over rows of ``log v_i``.
+
+    With known standard errors (``se=``, no residual SD) row i has the known variance
+    ``v_i = se_i^2`` instead of ``sigma^2``: every sum is then weighted by ``1 / v_i``
+    (``X'WX``, ``Z_j'WZ_j``, ..., ``W = diag(1 / v_i)``) and the likelihood below holds with
+    ``sigma = 1`` and ``log|V|`` raised by ``sum_log_var`` (:func:`row_weights`).
     """
 
     n_obs: int
@@ -88,6 +118,28 @@ class SufficientStatistics:
     Zty: np.ndarray
     shift: np.ndarray
     means: np.ndarray
+    sum_log_var: float = 0.0
+
+    def entries(self) -> dict:
+        """:func:`stats_entries` of these sums."""
+        return stats_entries(self)
+
+    def loglik(self, xp, *, stats: dict, delta: list, sigma, chols: list):
+        """:func:`marginal_loglik` (``chols``: the one factor's Cholesky factor, in a list)."""
+        return marginal_loglik(xp, stats=stats, delta=delta, sigma=sigma, chol=chols[0])
+
+    structure = ()  # what the graph depends on besides the shapes of the sums
+
+
+def row_weights(data: GroupedData) -> tuple[np.ndarray, float]:
+    """``(1 / v_i, sum_i log v_i)``: the weight and the log variance (up to the residual
+    variance) of each row. ``v_i = se_i^2`` with known standard errors and no residual SD
+    (``y_i ~ Normal(eta_i, se_i)``, as ``Family.observation_aux`` scores it), else 1, the
+    residual variance ``sigma^2`` being a parameter of the likelihood."""
+    if data.se is None:
+        return np.ones(len(data.y)), 0.0
+    variance = data.se**2
+    return 1.0 / variance, float(np.sum(np.log(variance)))
 
 
 def centred_design(data: GroupedData) -> tuple[np.ndarray, np.ndarray]:
@@ -109,20 +161,20 @@ def segment_sums(values: np.ndarray, idx: np.ndarray, n_groups: int) -> np.ndarr
 def sufficient_statistics(data: GroupedData, factor: GroupFactor | None = None):
     """:class:`SufficientStatistics` of ``data`` for ``factor`` (default: the one factor).
 
-    One pass over the rows per product column: O(n p q), no per-group Python loop.
+    One pass over the rows per product column: O(n p q), no per-group Python loop. With
+    known standard errors the sums are weighted (:func:`row_weights`).
     """
     f = data.factor if factor is None else factor
-    Xc, means = centred_design(data)
-    y = data.y if data.offset is None else data.y - data.offset
-    shift = np.linalg.lstsq(Xc, y, rcond=None)[0]
-    y0 = y - Xc @ shift
+    w, sum_log_var = row_weights(data)
+    Xc, means, y0, shift = residual_outcome(data, w)
     Z = data.X[:, [data.terms.index(t) for t in f.varying]]
     q, p = Z.shape[1], Xc.shape[1]
+    Zw = Z * w[:, None]
     products = np.concatenate(
         [
-            (Z[:, :, None] * Z[:, None, :]).reshape(len(y0), q * q),
-            (Z[:, :, None] * Xc[:, None, :]).reshape(len(y0), q * p),
-            Z * y0[:, None],
+            (Zw[:, :, None] * Z[:, None, :]).reshape(len(y0), q * q),
+            (Zw[:, :, None] * Xc[:, None, :]).reshape(len(y0), q * p),
+            Zw * y0[:, None],
         ],
         axis=1,
     )
@@ -130,102 +182,26 @@ def sufficient_statistics(data: GroupedData, factor: GroupFactor | None = None):
     J = f.n_groups
     return SufficientStatistics(
         n_obs=len(y0),
-        XtX=Xc.T @ Xc,
-        Xty=Xc.T @ y0,
-        yty=float(y0 @ y0),
+        XtX=Xc.T @ (Xc * w[:, None]),
+        Xty=Xc.T @ (w * y0),
+        yty=float(y0 @ (w * y0)),
         ZtZ=sums[:, : q * q].reshape(J, q, q),
         ZtX=sums[:, q * q : q * q + q * p].reshape(J, q, p),
         Zty=sums[:, q * q + q * p :],
         shift=shift,
         means=means,
+        sum_log_var=sum_log_var,
     )
 
 
-# -- q x q algebra, unrolled over vectors of groups (numpy or PyTensor alike) ----------------
-# A matrix is a list of rows of entries; an entry is an array (one value per group, or per
-# draw and group), a scalar, or None for a structural zero (the upper triangle of a Cholesky
-# factor, the off-diagonal of the SDs of independent terms), which is skipped, never added.
-
-
-def _sum(terms):
-    terms = [t for t in terms if t is not None]
-    if not terms:
-        return None
-    out = terms[0]
-    for t in terms[1:]:
-        out = out + t
-    return out
-
-
-def _mul(a, b):
-    return None if a is None or b is None else a * b
-
-
-def sandwich(L, G):
-    """``L' G L`` for lower-triangular ``L`` and symmetric ``G`` (q x q, unrolled)."""
-    q = len(L)
-    GL = [[_sum(_mul(G[i][m], L[m][k]) for m in range(k, q)) for k in range(q)] for i in range(q)]
-    H = [[None] * q for _ in range(q)]
-    for k in range(q):
-        for m in range(k + 1):
-            H[k][m] = H[m][k] = _sum(_mul(L[i][k], GL[i][m]) for i in range(k, q))
-    return H
-
-
-def cholesky_unrolled(B, sqrt):
-    """Lower Cholesky factor of the symmetric positive definite ``B`` (q x q, unrolled)."""
-    q = len(B)
-    C = [[None] * q for _ in range(q)]
-    for j in range(q):
-        diag = B[j][j]
-        for k in range(j):
-            diag = diag - C[j][k] * C[j][k]
-        C[j][j] = sqrt(diag)
-        for i in range(j + 1, q):
-            off = B[i][j]
-            for k in range(j):
-                off = off - C[i][k] * C[j][k]
-            C[i][j] = off / C[j][j]
-    return C
-
-
-def solve_lower(C, b):
-    """``C^-1 b`` for lower-triangular ``C`` (forward substitution)."""
-    x = []
-    for i in range(len(C)):
-        value = b[i]
-        for k in range(i):
-            value = value - C[i][k] * x[k]
-        x.append(value / C[i][i])
-    return x
-
-
-def solve_upper(C, b):
-    """``C'^-1 b`` for lower-triangular ``C`` (back substitution with its transpose)."""
-    q = len(C)
-    x = [None] * q
-    for i in reversed(range(q)):
-        value = b[i]
-        for k in range(i + 1, q):
-            value = value - C[k][i] * x[k]
-        x[i] = value / C[i][i]
-    return x
-
-
-def transpose_times(L, u):
-    """``L' u`` for lower-triangular ``L``."""
-    return [_sum(_mul(L[i][k], u[i]) for i in range(k, len(L))) for k in range(len(L))]
-
-
-def precision_factor(L, G, s2, sqrt):
-    """Cholesky factor of ``B = I + L' G L / sigma^2``, the posterior precision of the
-    standardized group effects ``c = L^-1 b``."""
-    H = sandwich(L, G)
-    q = len(L)
-    B = [[0.0 if h is None else h / s2 for h in row] for row in H]
-    for k in range(q):
-        B[k][k] = B[k][k] + 1.0
-    return cholesky_unrolled(B, sqrt)
+def residual_outcome(data: GroupedData, w: np.ndarray):
+    """``(X_c, means, y0, shift)``: the centred design, its column means, and the outcome less
+    the offset and its weighted least squares fit ``shift`` on ``X_c``."""
+    Xc, means = centred_design(data)
+    y = data.y if data.offset is None else data.y - data.offset
+    root = np.sqrt(w)
+    shift = np.linalg.lstsq(Xc * root[:, None], y * root, rcond=None)[0]
+    return Xc, means, y - Xc @ shift, shift
 
 
 def stats_entries(stats: SufficientStatistics) -> dict:
@@ -237,6 +213,7 @@ def stats_entries(stats: SufficientStatistics) -> dict:
     q, p = stats.ZtX.shape[1:]
     return {
         "n_obs": float(stats.n_obs),
+        "sum_log_var": stats.sum_log_var,
         "yty": stats.yty,
         "Xty": list(stats.Xty),
         "XtX": [list(row) for row in stats.XtX],
@@ -246,33 +223,6 @@ def stats_entries(stats: SufficientStatistics) -> dict:
         "ZtX": [[stats.ZtX[:, k, m] for m in range(p)] for k in range(q)],
         "ZtZ": [[stats.ZtZ[:, i, j] for j in range(q)] for i in range(q)],
     }
-
-
-def inverse_lower(L):
-    """``L^-1`` of a lower-triangular ``L`` (q x q scalars, unrolled)."""
-    q = len(L)
-    inv = [[None] * q for _ in range(q)]
-    for i in range(q):
-        inv[i][i] = 1.0 / L[i][i]
-        for j in range(i):
-            total = _sum(_mul(L[i][k], inv[k][j]) for k in range(j, i))
-            inv[i][j] = None if total is None else -total / L[i][i]
-    return inv
-
-
-def _per_group(M, u, xp):
-    """``log|M_j| / 2`` and ``u_j' M_j^-1 u_j`` for every group: closed form for q <= 2
-    (determinant and adjugate), an unrolled Cholesky factor otherwise."""
-    q = len(M)
-    if q == 1:
-        return 0.5 * xp.log(M[0][0]), u[0] * u[0] / M[0][0]
-    if q == 2:
-        det = M[0][0] * M[1][1] - M[0][1] * M[0][1]
-        quad = (M[1][1] * u[0] * u[0] - 2.0 * M[0][1] * u[0] * u[1] + M[0][0] * u[1] * u[1]) / det
-        return 0.5 * xp.log(det), quad
-    C = cholesky_unrolled(M, xp.sqrt)
-    g = solve_lower(C, u)
-    return _sum(xp.log(C[k][k]) for k in range(q)), _sum(g[k] * g[k] for k in range(q))
 
 
 def marginal_loglik(xp, *, stats: dict, delta: list, sigma, chol: list):
@@ -292,6 +242,8 @@ def marginal_loglik(xp, *, stats: dict, delta: list, sigma, chol: list):
 
     The logarithms of ``|Sigma|`` and ``|M_j|`` grow apart as a group SD goes to zero but
     their sum does not; in double precision that is exact enough for any SD above ~1e-100.
+    With known standard errors the sums are weighted and ``sigma`` is 1 (see
+    :class:`SufficientStatistics`).
     """
     q, p = len(chol), len(delta)
     s2 = sigma * sigma
@@ -310,13 +262,14 @@ def marginal_loglik(xp, *, stats: dict, delta: list, sigma, chol: list):
         for i in range(q)
     ]
     M = [[_sum([ZtZ[i][j], precision[i][j]]) for j in range(q)] for i in range(q)]
-    half_logdet, quad = _per_group(M, u, xp)
+    half_logdet, quad = logdet_quadratic(M, u, xp)
     log_sigma = xp.log(sigma)
     half_logdet_sigma = _sum(xp.log(chol[k][k]) for k in range(q))  # log|Sigma| / 2
     n = stats["n_obs"]
     n_groups = xp.sum(xp.ones_like(Zty[0]))
     return (
         -0.5 * n * np.log(2 * np.pi)
+        - 0.5 * stats.get("sum_log_var", 0.0)
         - (n - q * n_groups) * log_sigma
         - n_groups * half_logdet_sigma
         - 0.5 * rss / s2
@@ -395,9 +348,8 @@ def _standardizing(data: GroupedData, spec: HierarchicalSpec) -> dict[str, tuple
 
 
 def _prior_names(data: GroupedData, spec: HierarchicalSpec) -> list[str]:
-    f = data.factor
-    aux = [a.name for a in get_family(spec.family).aux]
-    return [*data.terms, *(sigma_name(t, f.name) for t in f.varying), *aux]
+    sds = [sigma_name(t, f.name) for f, t in data.effects]
+    return [*data.terms, *sds, *(a.name for a in spec.aux)]
 
 
 COVARIANCES = ("separate", "cholesky")
@@ -409,8 +361,14 @@ def marginal_inputs(
     priors: dict[str, ResolvedPrior],
     *,
     covariance: str = "separate",
+    stats=None,
 ) -> MarginalInputs:
     """The sufficient statistics and every data-derived number of the marginal model.
+
+    ``stats`` are the sums the likelihood reads: by default :func:`sufficient_statistics`
+    of the one grouping factor; for nested factors
+    :func:`hiermodels.builders.marginal_nested.nested_statistics` (any object with
+    ``entries()``, ``loglik(...)`` and ``structure``).
 
     ``covariance`` says how correlated terms' SDs and correlations are sampled (the same
     prior either way): ``"separate"``, each SD on its own and the correlations by
@@ -423,8 +381,8 @@ def marginal_inputs(
     """
     if covariance not in COVARIANCES:
         raise ValueError(f"covariance must be one of {COVARIANCES}, got {covariance!r}")
-    stats = sufficient_statistics(data)
-    entries = _flat_entries(stats_entries(stats))
+    stats = sufficient_statistics(data) if stats is None else stats
+    entries = _flat_entries(stats.entries())
     structure = []
     for name in _prior_names(data, spec):
         prior = priors[name].prior
@@ -449,15 +407,14 @@ def marginal_inputs(
         SCALARS: np.array([entries[k] for k in layout[0]]),
         VECTORS: np.stack([entries[k] for k in layout[1]]),
     }
-    f = data.factor
     key = (
         "marginal-gaussian",
         covariance,
         spec.family,
         data.terms,
-        f.name,
-        f.varying,
-        f.correlated,
+        tuple((f.name, f.varying, f.correlated) for f in data.factors),
+        stats.structure,
+        tuple(a.name for a in spec.aux),
         tuple(structure),
         tuple(standardize.items()),
         layout,
@@ -572,9 +529,11 @@ def build_marginal(
     """A new ``pm.Model``: the population parameters of the full model, with the exact
     marginal likelihood of ``y`` as a ``pm.Potential`` (``marginal_loglik``).
 
-    Model (one grouping factor, gaussian outcome)::
+    Model (one grouping factor, gaussian outcome; nested factors: see
+    :mod:`hiermodels.builders.marginal_nested`)::
 
         y_j   ~ MvNormal(X_j beta + offset_j, sigma^2 I + Z_j Sigma Z_j')
+              (known standard errors: diag(se_j^2) for sigma^2 I)
         Sigma = S R S,  S = diag(tau_1..tau_q),  R ~ LKJ(eta)     (correlated; else R = I)
         beta, sigma, tau ~ the priors of the full model (``resolve_priors``)
 
@@ -588,16 +547,17 @@ def build_marginal(
     """
     if inputs is None:
         inputs = marginal_inputs(data, spec, priors, covariance=covariance)
-    f = data.factor
-    coords = {f"{f.name}_term": list(f.varying)}
-    if f.correlated and len(f.varying) > 1:
-        coords[f"{f.name}_term_bis"] = list(f.varying)
+    coords = {}
+    for f in data.factors:
+        coords[f"{f.name}_term"] = list(f.varying)
+        if f.correlated and len(f.varying) > 1:
+            coords[f"{f.name}_term_bis"] = list(f.varying)
     with pm.Model(coords=coords) as model:
         scalars = pm.Data(SCALARS, inputs.values[SCALARS])
         vectors = pm.Data(VECTORS, inputs.values[VECTORS])
         shared = {name: scalars[i] for i, name in enumerate(inputs.layout[0])}
         shared |= {name: vectors[i] for i, name in enumerate(inputs.layout[1])}
-        stats = _nest(stats_entries(inputs.stats), shared)
+        stats = _nest(inputs.stats.entries(), shared)
         slopes = [t for t in data.terms if t != INTERCEPT]
         rules = inputs.standardize
         coefs = {t: _create(priors[t].prior, t, shared, t, rules.get(t)) for t in slopes}
@@ -618,9 +578,10 @@ def build_marginal(
             )
         centred = [first, *(coefs[t] for t in slopes)]
         delta = [c - s for c, s in zip(centred, stats["shift"], strict=True)]
-        chol = _cholesky(f, priors, shared, inputs.covariance)
-        sigma = _create(priors["sigma"].prior, "sigma", shared)
-        pm.Potential(
-            LOGLIK_NAME, marginal_loglik(pt, stats=stats, delta=delta, sigma=sigma, chol=chol)
-        )
+        chols = [_cholesky(f, priors, shared, inputs.covariance) for f in data.factors]
+        # with known standard errors and no residual SD the sums are weighted by 1 / se^2
+        has_sigma = RESIDUAL_SIGMA in (a.name for a in spec.aux)
+        sigma = _create(priors[RESIDUAL_SIGMA].prior, RESIDUAL_SIGMA, shared) if has_sigma else 1.0
+        loglik = inputs.stats.loglik(pt, stats=stats, delta=delta, sigma=sigma, chols=chols)
+        pm.Potential(LOGLIK_NAME, loglik)
     return model

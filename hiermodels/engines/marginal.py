@@ -14,6 +14,10 @@ and mean ``B_j^-1 L'Z_j'r_j / sigma^2``: the same factor as the likelihood, and 
 ``Sigma``, which is near singular when a group SD is near zero. The posterior holds every
 name, dim and coordinate of the full model's (``{term}|{group}`` with the group dim) but the
 non-centered offsets, so results, predictions, LOO and saved fits work unchanged.
+
+Also: known standard errors without a residual SD (sums weighted by ``1 / se_i^2``), and two
+nested factors, whose effects are drawn jointly level by level
+(:mod:`hiermodels.builders.marginal_nested`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,12 @@ from hiermodels.builders.marginal import (
     solve_upper,
     transpose_times,
 )
+from hiermodels.builders.marginal_nested import (
+    NestedStatistics,
+    draw_nested_effects,
+    nested_factors,
+    nested_statistics,
+)
 from hiermodels.data import GroupedData, GroupFactor
 from hiermodels.defaults import ResolvedPrior
 from hiermodels.engines.compiled import compiled_model
@@ -52,18 +62,35 @@ _BLOCK = 2_000_000
 def marginal_supported(data: GroupedData, spec: HierarchicalSpec) -> tuple[bool, str]:
     """Whether ``engine="marginal"`` can fit this model, and if not, why (for ``"auto"``).
 
-    It needs a gaussian outcome (identity link, residual SD estimated) and exactly one
-    grouping factor; offsets are fine. Crossed and nested factors stay with the full engine.
+    It needs a gaussian outcome (identity link) and one grouping factor, or two nested ones
+    (every level of the inner inside one level of the outer, read from the data); offsets
+    are fine, and so are known standard errors without a residual SD (``se=``: the sums are
+    weighted by ``1 / se_i^2``). Not supported, so left to the full engine: crossed or more
+    than two factors, and ``se=`` with ``sigma=True``, whose row variance ``se_i^2 +
+    sigma^2`` changes with ``sigma``, so that no sum over rows can be computed beforehand.
     """
     if spec.family != "gaussian":
         return False, f"family {spec.family!r}: the group effects integrate out for 'gaussian' only"
-    if getattr(data, "se", None) is not None:
-        return False, "known standard errors (se) are not yet supported by the marginal engine"
+    if getattr(data, "se", None) is not None and spec.se_sigma:
+        return False, (
+            "known standard errors with a residual SD (sigma=True): the row variance "
+            "se_i^2 + sigma^2 depends on sigma, so the marginal engine's sums over rows cannot "
+            "be precomputed"
+        )
     if not data.factors:
         return False, "the model has no grouping factor, so there are no group effects to integrate"
-    if len(data.factors) > 1:
-        names = [f.name for f in data.factors]
-        return False, f"several grouping factors {names}; the marginal engine takes one"
+    names = [f.name for f in data.factors]
+    if len(data.factors) > 2:
+        return False, f"{len(names)} grouping factors {names}; the marginal engine takes 1 or 2"
+    if len(data.factors) == 2:
+        found = nested_factors(data)
+        if found is None:
+            return False, (
+                f"grouping factors {names} are crossed (a level of each shares rows with "
+                "several levels of the other); the marginal engine takes nested factors only"
+            )
+        outer, inner = found
+        return True, f"gaussian outcome with {inner.name!r} nested in {outer.name!r}"
     return True, "gaussian outcome with one grouping factor"
 
 
@@ -72,6 +99,8 @@ def fit_marginal(
     spec: HierarchicalSpec,
     priors: dict[str, ResolvedPrior],
     options: SamplingOptions | None = None,
+    *,
+    inputs: MarginalInputs | None = None,
 ) -> tuple[xr.DataTree, tuple[str, ...]]:
     """Sample the marginal model, then draw the group effects exactly.
 
@@ -84,6 +113,10 @@ def fit_marginal(
         model is kept in the process and reused for data of the same structure
         (:mod:`hiermodels.engines.compiled`); other samplers go through ``pm.sample``.
         ``random_seed`` seeds both the sampler and the group-effect draws.
+    inputs : MarginalInputs, optional
+        The sums and data-derived numbers, when they come from elsewhere than the rows of
+        ``data`` (a dask DataFrame's aggregates, :mod:`hiermodels.lazy_fit`); by default
+        :func:`~hiermodels.builders.marginal.marginal_inputs` of ``data``.
 
     Returns
     -------
@@ -105,7 +138,8 @@ def fit_marginal(
     options = sampling_options(options)
     sampler_seed, rng = _seeds(options.random_seed)
     clock = time.perf_counter()
-    inputs = marginal_inputs(data, spec, priors)
+    if inputs is None:
+        inputs = marginal_inputs(data, spec, priors, stats=_statistics(data))
     timings = {"statistics_s": time.perf_counter() - clock}
     clock = time.perf_counter()
     if resolve_sampler(options.sampler) == "nutpie":
@@ -121,6 +155,12 @@ def fit_marginal(
     # where the time went, for benchmarks (seconds; sampling_time is pm.sample's own attr)
     idata["posterior"].attrs.update({f"marginal_{k}": round(v, 3) for k, v in timings.items()})
     return idata, tuple(messages)
+
+
+def _statistics(data: GroupedData):
+    """The sums the likelihood reads: nested ones for two factors, else None (one factor's
+    :func:`~hiermodels.builders.marginal.sufficient_statistics`)."""
+    return nested_statistics(data) if len(data.factors) == 2 else None
 
 
 def _seeds(random_seed) -> tuple[int, np.random.Generator]:
@@ -222,16 +262,34 @@ def draw_group_effects(
 
 def _add_group_effects(idata: xr.DataTree, data: GroupedData, stats, rng) -> None:
     """Put ``{term}|{group}`` (chain, draw, group) in the posterior of ``idata``."""
-    f = data.factor
     post = idata["posterior"].to_dataset()
     chains, draws = post.sizes["chain"], post.sizes["draw"]
     delta = _centred_coefficients(post, data).reshape(chains * draws, -1) - stats.shift
-    sigma = np.asarray(post["sigma"]).reshape(-1)
-    chol = cholesky_draws(post, f).reshape(chains * draws, len(f.varying), len(f.varying))
-    b = draw_group_effects(stats, delta, sigma, chol, rng)
-    b = b.reshape(chains, draws, f.n_groups, len(f.varying))
-    post = post.assign_coords({f.name: list(f.levels)})
-    for k, t in enumerate(f.varying):
-        post[effect_name(t, f.name)] = (("chain", "draw", f.name), b[..., k])
+    # known standard errors and no residual SD: the sums are weighted, sigma is 1
+    if "sigma" in post:
+        sigma = np.asarray(post["sigma"]).reshape(-1)
+    else:
+        sigma = np.ones(chains * draws)
+    chols = [
+        cholesky_draws(post, f).reshape(chains * draws, len(f.varying), len(f.varying))
+        for f in data.factors
+    ]
+    if isinstance(stats, NestedStatistics):
+        outer, inner = stats.order
+        drawn = dict(
+            zip(
+                stats.order,
+                draw_nested_effects(stats, delta, sigma, chols[outer], chols[inner], rng),
+                strict=True,
+            )
+        )
+        effects = [drawn[k] for k in range(2)]
+    else:
+        effects = [draw_group_effects(stats, delta, sigma, chols[0], rng)]
+    for f, b in zip(data.factors, effects, strict=True):
+        b = b.reshape(chains, draws, f.n_groups, len(f.varying))
+        post = post.assign_coords({f.name: list(f.levels)})
+        for k, t in enumerate(f.varying):
+            post[effect_name(t, f.name)] = (("chain", "draw", f.name), b[..., k])
     del idata["posterior"]
     idata["posterior"] = post

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pymc as pm
+import pymc.sampling.mcmc as pymc_sampling
 import xarray as xr
+from pymc.backends.arviz import patch_nutpie_idata
 
 from hiermodels import progress
+from hiermodels.engines.compiled import compiled_model, is_cached
 from hiermodels.errors import ConvergenceWarning, SpecError
 from hiermodels.numerics import diagnostics
 from hiermodels.sampling import SamplingOptions, sampling_options
@@ -43,21 +48,92 @@ def resolve_sampler(sampler: str | None) -> str:
     return sampler
 
 
-def sample(model: pm.Model, options: SamplingOptions | None = None, **keywords) -> xr.DataTree:
+def sample(
+    model: pm.Model,
+    options: SamplingOptions | None = None,
+    *,
+    reuse=None,
+    **keywords,
+) -> xr.DataTree:
     """Run NUTS on ``model`` and return the ArviZ DataTree.
 
     The sampling arguments come as one :class:`~hiermodels.sampling.SamplingOptions`, or in
     the keyword form ``draws=, tune=, chains=, sampler=, random_seed=, progressbar=,
     sample_kwargs=`` (checked the same way; not both).
+
+    ``reuse`` (an object with ``key``, ``values`` and ``coords``, as
+    :class:`~hiermodels.builders.hierarchical.FullInputs`) lets nutpie reuse a model compiled
+    for data of the same structure (:mod:`hiermodels.engines.compiled`): ``model``'s
+    ``pm.Data`` hold ``values`` and its graph depends on nothing else than ``key``. Other
+    samplers, and ``sample_kwargs`` nutpie's own call does not take, go through ``pm.sample``.
     """
     options = sampling_options(options, **keywords)
     kwargs = options.pymc_kwargs()
     sampler = resolve_sampler(options.sampler)
-    # compiling dominates a first fit (nutpie: numba, 5-10 s) and shows no bar of its own
-    names = ", ".join(v.name for v in model.free_RVs[:6]) + (", ..." * (len(model.free_RVs) > 6))
-    message = f"Compiling the model ({names}) and sampling with {sampler}"
-    with progress.step(message, show=kwargs["progressbar"]), model:
-        return pm.sample(nuts_sampler=sampler, compute_convergence_checks=False, **kwargs)
+    direct = (
+        reuse is not None
+        and sampler == "nutpie"
+        and set(kwargs) <= _NUTPIE_KEYWORDS
+        # pm.sample replaced (pymc.testing.mock_sample, a test's monkeypatch) is honoured
+        and pm.sample is pymc_sampling.sample
+    )
+    if direct and is_cached(reuse.key):
+        message = f"Sampling with {sampler} (the model compiled for this structure is reused)"
+    else:
+        # compiling dominates a first fit (nutpie: numba, 5-10 s) and shows no bar of its own
+        names = ", ".join(v.name for v in model.free_RVs[:6])
+        names += ", ..." * (len(model.free_RVs) > 6)
+        message = f"Compiling the model ({names}) and sampling with {sampler}"
+    with progress.step(message, show=kwargs["progressbar"]):
+        if direct:
+            return _sample_compiled(model, reuse, kwargs)
+        with model:
+            return pm.sample(nuts_sampler=sampler, compute_convergence_checks=False, **kwargs)
+
+
+# pm.sample's keywords that _sample_compiled maps onto nutpie.sample's
+_NUTPIE_KEYWORDS = {
+    "draws",
+    "tune",
+    "chains",
+    "random_seed",
+    "progressbar",
+    "target_accept",
+    "max_treedepth",
+    "cores",
+}
+
+
+def _sample_compiled(model: pm.Model, reuse, kwargs: dict) -> xr.DataTree:
+    """What ``pm.sample(nuts_sampler="nutpie", **kwargs)`` does, through a compiled model
+    kept in the process: the same seed (the first of ``pm.sample``'s per-chain seeds), the
+    same tuning default and floor (nuts-rs needs ``tune >= 1``), the same groups after
+    (``patch_nutpie_idata``: constant and observed data, timing attributes)."""
+    import nutpie
+    from pymc.util import _get_seeds_per_chain
+
+    model, compiled = compiled_model(reuse.key, lambda: model, reuse.values, reuse.coords)
+    kwargs = dict(kwargs)
+    chains = kwargs.pop("chains") or 4
+    seed = int(_get_seeds_per_chain(kwargs.pop("random_seed"), chains)[0])
+    tune = kwargs.pop("tune")
+    tune = 1000 if tune is None else max(tune, 1)
+    if "max_treedepth" in kwargs:
+        kwargs["maxdepth"] = kwargs.pop("max_treedepth")
+    kwargs.setdefault("cores", min(4, os.cpu_count() or 1))
+    start = time.time()
+    idata = nutpie.sample(
+        compiled,
+        draws=kwargs.pop("draws"),
+        tune=tune,
+        chains=chains,
+        seed=seed,
+        save_warmup=False,
+        progress_bar=bool(kwargs.pop("progressbar")),
+        **kwargs,
+    )
+    patch_nutpie_idata(idata, model, sampling_time=time.time() - start)
+    return idata
 
 
 def sample_checked(
@@ -67,16 +143,18 @@ def sample_checked(
     centered: Sequence[str] = (),
     offsets: Sequence[str] = (),
     why: Mapping[str, str] | None = None,
+    reuse=None,
     **keywords,
 ) -> tuple[xr.DataTree, tuple[str, ...]]:
     """:func:`sample`, then :func:`check_convergence` on every free variable of ``model``.
 
-    ``options`` (or the keyword form) as in :func:`sample`. ``centered`` and ``offsets`` are
-    what the builder says its group-level effects sample (``GroupEffect.centered`` /
-    ``.offsets``), for the advice in the messages; ``why`` maps those names to the reason of
-    an automatic parameterization, quoted when the advice is to switch it.
+    ``options`` (or the keyword form) and ``reuse`` as in :func:`sample`. ``centered`` and
+    ``offsets`` are what the builder says its group-level effects sample
+    (``GroupEffect.centered`` / ``.offsets``), for the advice in the messages; ``why`` maps
+    those names to the reason of an automatic parameterization, quoted when the advice is
+    to switch it.
     """
-    idata = sample(model, options, **keywords)
+    idata = sample(model, options, reuse=reuse, **keywords)
     watched = [v.name for v in model.free_RVs]
     return idata, tuple(
         check_convergence(idata, watched, centered=centered, offsets=offsets, why=why)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -57,6 +58,37 @@ def _priors(result, post_tau_prior=None):
     return {"tau_logprior": tau_prior.logpdf, "mu_mean": mu_mean, "mu_sd": mu_sd}
 
 
+def _in_units(d, post, priors):
+    """The data, exact posterior and priors in units of the se (the power of two nearest
+    their geometric middle), for the functions of :mod:`~hiermodels.numerics.bayes_extras`:
+    they square the se and integrate the tau prior by adaptive quadrature, which fails for a
+    prior 1e-3 wide as surely as se^2 underflows for se of 1e-300. Densities they return are
+    per unit (divide by the unit); Bayes factors are unit-free.
+    """
+    se = np.asarray(d.se, dtype=float)
+    unit = math.ldexp(1.0, round((math.log2(se.min()) + math.log2(se.max())) / 2))
+    if unit == 1.0:
+        return d.y, d.se, post, priors, 1.0
+    logprior, log_unit = priors["tau_logprior"], math.log(unit)
+    scaled = {
+        "tau_logprior": lambda t: np.asarray(logprior(np.asarray(t) * unit)) + log_unit,
+        "mu_mean": None if priors["mu_mean"] is None else priors["mu_mean"] / unit,
+        "mu_sd": None if priors["mu_sd"] is None else priors["mu_sd"] / unit,
+    }
+    return d.y / unit, d.se / unit, post.in_units(unit), scaled, unit
+
+
+def _bayes_factor(fn, d, post, priors):
+    """``fn`` (bayes_factor_mu or _tau) in the posterior's unit; densities back per data unit."""
+    y, se, post_u, priors_u, unit = _in_units(d, post, priors)
+    bf = fn(y, se, posterior=post_u, **priors_u)
+    if unit == 1.0:
+        return bf
+    return replace(
+        bf, posterior_density=bf.posterior_density / unit, prior_density=bf.prior_density / unit
+    )
+
+
 # -- densities on grids -------------------------------------------------------------------
 
 
@@ -70,16 +102,24 @@ def tau_density(result, grid=None):
             [np.linspace(0.0, q_bulk, _GRID), np.geomspace(q_bulk, q_far, 800)[1:]]
         )
     if not d.has_moderators:
-        dens = bx.tau_marginal_density(d.y, d.se, grid, posterior=post, **_priors(result))
+        y, se, post_u, priors, unit = _in_units(d, post, _priors(result))
+        dens = bx.tau_marginal_density(y, se, grid / unit, posterior=post_u, **priors) / unit
     else:
         # p(tau | y) with the coefficients integrated out: the derivative of the exact CDF
-        dens = np.maximum(np.gradient(post.cdf_tau(grid), grid), 0.0)
+        dens = _derivative(post.cdf_tau(grid), grid)
     return np.asarray(grid, dtype=float), dens
+
+
+def _derivative(values, grid):
+    """d values / d grid by central differences, on a grid rescaled to about unit width
+    first (spacings of 1e-300 would make the quotients overflow)."""
+    s = math.ldexp(1.0, math.frexp(float(np.max(np.abs(grid))))[1])
+    return np.maximum(np.gradient(values, grid / s), 0.0) / s
 
 
 def _cdf_grid(cdf, lo, hi):
     grid = np.linspace(lo, hi, _GRID)
-    return grid, np.maximum(np.gradient(cdf(grid), grid), 0.0)
+    return grid, _derivative(cdf(grid), grid)
 
 
 def location_density(result, name):
@@ -99,7 +139,8 @@ def location_density(result, name):
     lo, hi = post.quantile_beta([_TAIL, 1 - _TAIL], index=index)
     if not d.has_moderators:
         grid = np.linspace(lo, hi, _GRID)
-        return grid, bx.mu_marginal_density(d.y, d.se, grid, posterior=post, **_priors(result))
+        y, se, post_u, priors, unit = _in_units(d, post, _priors(result))
+        return grid, bx.mu_marginal_density(y, se, grid / unit, posterior=post_u, **priors) / unit
     return _cdf_grid(lambda x: post.cdf_beta(x, index=index), lo, hi)
 
 
@@ -120,8 +161,10 @@ def hdi_summary(result, table: pd.DataFrame, prob: float) -> pd.DataFrame:
     for name in out.index:
         if result.exact is not None:
             grid, dens = tau_density(result) if name == "tau" else location_density(result, name)
-            lo, hi = bx.hdi_from_grid(grid, dens, prob=prob)
-            mode = bx.mode_from_grid(grid, dens)
+            # on a grid of about unit width: a density of 1e300 (data in units 1e-300) squares
+            s = math.ldexp(1.0, math.frexp(float(np.max(np.abs(grid))))[1])
+            lo, hi = np.multiply(bx.hdi_from_grid(grid / s, dens * s, prob=prob), s)
+            mode = bx.mode_from_grid(grid / s, dens * s) * s
         else:
             lo, hi = bx.hdi_from_draws(result.draws(name).ravel(), prob=prob)
             mode = math.nan
@@ -156,7 +199,7 @@ def _bf_tau(d, post, priors):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", integrate.IntegrationWarning)
-            return bx.bayes_factor_tau(d.y, d.se, posterior=post, **priors)
+            return _bayes_factor(bx.bayes_factor_tau, d, post, priors)
     except (SpecError, integrate.IntegrationWarning) as error:
         raise SpecError(
             f"no Bayes factor for tau = 0 ({error}): it needs a proper tau prior that reaches "
@@ -172,7 +215,7 @@ def _bf_mu(d, post, priors, mu_prior):
             "paradox); refit with mu_prior=hm.priors.Normal(0, s), s a plausible effect size "
             "(e.g. 4 on the log odds ratio scale), or ask for bayes_factors(which='tau')"
         )
-    return bx.bayes_factor_mu(d.y, d.se, posterior=post, **priors)
+    return _bayes_factor(bx.bayes_factor_mu, d, post, priors)
 
 
 def bayes_factors(result, which: str | Sequence[str] = ("mu", "tau")) -> pd.DataFrame:
@@ -240,9 +283,7 @@ def _row(result, post: ExactPosterior, tau_prior, prob):
         mu_mean, mu_sd = _mu_moments(result.mu_prior)
         priors = {"tau_logprior": tau_prior.logpdf, "mu_mean": mu_mean, "mu_sd": mu_sd}
         if result.mu_prior is not None:
-            row["bf01_mu"] = _bf_or_nan(
-                lambda: bx.bayes_factor_mu(d.y, d.se, posterior=post, **priors)
-            )
+            row["bf01_mu"] = _bf_or_nan(lambda: _bayes_factor(bx.bayes_factor_mu, d, post, priors))
         row["bf01_tau"] = _bf_or_nan(lambda: _bf_tau(d, post, priors))
     return row
 

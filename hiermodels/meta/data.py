@@ -17,7 +17,7 @@ from hiermodels.data import (
     require_finite,
 )
 from hiermodels.errors import DataError, SpecError, format_rows
-from hiermodels.numerics.heterogeneity import SE_RANGE, SE_RATIO
+from hiermodels.numerics.heterogeneity import SE_RATIO_LIMIT
 
 __all__ = [
     "MultilevelData",
@@ -110,26 +110,16 @@ def prepare_studies(
             f"column {se!r} has {len(bad)} value(s) <= 0 ({format_rows(bad)}); standard errors "
             "must be positive (a study with se = 0 would get infinite weight)"
         )
-    low, high = SE_RANGE
-    for bad, side, fix in (
-        (df.index[s < low], f"below {low:g}", "smaller"),
-        (df.index[s > high], f"above {high:g}", "larger"),
-    ):
-        if len(bad):
-            raise DataError(
-                f"column {se!r} has {len(bad)} standard error(s) {side} ({format_rows(bad)}): "
-                "their squares (the sampling variances) and weights 1/se^2 do not fit in double "
-                f"precision; express {estimate!r} and {se!r} in {fix} units (multiply both "
-                "columns by the same power of 10) so that every se lies between "
-                f"{low:g} and {high:g}"
-            )
-    if s.max() / s.min() > SE_RATIO:
+    # se of any size are fine (the numerics compute in units of their geometric middle,
+    # hiermodels.numerics.heterogeneity.data_unit, and take the limit of a study whose se is
+    # more than 1e152 times smaller or larger than the others'); only their spread is limited
+    if np.log(s.max()) - np.log(s.min()) > np.log(SE_RATIO_LIMIT):  # the ratio may overflow
         lo, hi = df.index[[int(np.argmin(s)), int(np.argmax(s))]]
         raise DataError(
-            f"column {se!r} spans more than a factor {SE_RATIO:g} (se {s.min():g} in row {lo}, "
-            f"{s.max():g} in row {hi}): the weights 1/se^2 do not fit in double precision. A "
-            f"study with se {SE_RATIO:g} times another's has no weight at all next to it: drop "
-            "the rows with the huge se, or check the units of those rows"
+            f"column {se!r} spans more than a factor {SE_RATIO_LIMIT:g} (se {s.min():g} in row "
+            f"{lo}, {s.max():g} in row {hi}): the weights 1/se^2 do not fit in double "
+            f"precision. A study with se {SE_RATIO_LIMIT:g} times another's has no weight at "
+            "all next to it: drop the rows with the huge se, or check the units of those rows"
         )
     if len(df) < 2:
         raise DataError(
@@ -163,6 +153,27 @@ def prepare_studies(
         se_name=se if vi is None else f"sqrt({vi})",
         study=study or "study",
     )
+
+
+#: standard errors the multilevel numerics take as given (they do not rescale the data)
+MULTILEVEL_SE_RANGE = (1e-150, 1e150)
+
+
+def _require_multilevel_range(df, studies, column, estimate):
+    low, high = MULTILEVEL_SE_RANGE
+    s = studies.se
+    for bad, side, fix in (
+        (df.index[s < low], f"below {low:g}", "smaller"),
+        (df.index[s > high], f"above {high:g}", "larger"),
+    ):
+        if len(bad):
+            raise DataError(
+                f"column {column!r} has {len(bad)} standard error(s) {side} "
+                f"({format_rows(bad)}): in a multilevel model their squares (the sampling "
+                "variances) and weights 1/se^2 do not fit in double precision; express "
+                f"{estimate!r} and {column!r} in {fix} units (multiply both columns by the same "
+                f"power of 10) so that every se lies between {low:g} and {high:g}"
+            )
 
 
 @dataclass(frozen=True, eq=False)
@@ -239,6 +250,7 @@ def prepare_multilevel(
     studies = prepare_studies(
         df, estimate=estimate, se=se, vi=vi, study=study, moderators=moderators
     )
+    _require_multilevel_range(df, studies, se or vi, estimate)
     outer = level_labels(df[levels[0]])
     codes, uniques = pd.factorize(outer, sort=False)
     if len(uniques) < 2:

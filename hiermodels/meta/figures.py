@@ -268,7 +268,7 @@ def plot_moderator(
         fit_line=(intercept, slope),
         ci_band=(grid, pr.ci_low, pr.ci_high),
         pi_band=(grid, pr.pi_low, pr.pi_high),
-        weights=1 / (d.se**2 + fit.tau2),
+        weights=fit.weights,  # percent, 100 w / sum w: relative areas as 1 / (se^2 + tau^2)
         xlabel=moderator,
         ylabel=d.estimate,
         transform=_plot_transform(transform),
@@ -336,9 +336,15 @@ def plot_joint(result, path=None, *, ax=None):
     mu_grid = np.linspace(lo - pad, hi + pad, 161)
     tau_grid = np.linspace(0.0, tau_hi, 121)
     if exact:
-        dens = joint_posterior_density(
-            d.y, d.se, mu_grid, tau_grid, posterior=result.exact, **bayes._priors(result)
-        )
+        # in the posterior's unit (se of 1e-300 work); the density per unit^2 is drawn as is,
+        # since the regions depend only on its shape
+        y, se, post, priors, unit = bayes._in_units(d, result.exact, bayes._priors(result))
+        # at tau = 0 a study with se 1e-150 of the others' makes mu | tau a spike: its normal
+        # density overflows to exp(-inf) = 0 away from the spike, which is its value
+        with np.errstate(over="ignore", under="ignore"):
+            dens = joint_posterior_density(
+                y, se, mu_grid / unit, tau_grid / unit, posterior=post, **priors
+            )
     else:
         kde = stats.gaussian_kde(np.vstack([mu_draws, tau_draws]))
         M, T = np.meshgrid(mu_grid, tau_grid)
@@ -346,7 +352,19 @@ def plot_joint(result, path=None, *, ax=None):
         dens = dens.reshape(T.shape)
     if not np.isfinite(dens).all() or math.isclose(float(dens.max()), 0.0):
         raise SpecError("the joint posterior density is not finite on the plotting grid")
-    return joint_posterior_plot(mu_grid, tau_grid, dens, xlabel=name, path=path, ax=ax)
+    # drawn on grids of about unit width (the cell areas of data in units 1e300 overflow), the
+    # ticks labelled with the values in the data's units
+    s = math.ldexp(1.0, math.frexp(float(max(np.max(np.abs(mu_grid)), tau_hi)))[1])
+    if s == 1.0 or 2.0**-64 < s < 2.0**64:
+        return joint_posterior_plot(mu_grid, tau_grid, dens, xlabel=name, path=path, ax=ax)
+    from matplotlib.ticker import FuncFormatter
+
+    fig = joint_posterior_plot(mu_grid / s, tau_grid / s, dens, xlabel=name, path=None, ax=ax)
+    for axis in (fig.axes[0].xaxis, fig.axes[0].yaxis):
+        axis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x * s:.3g}"))
+    if path is not None:
+        fig.savefig(path)
+    return fig
 
 
 def plot_cumulative(result, path=None, *, order=None, method="REML", prob=0.95, ax=None):

@@ -137,7 +137,7 @@ def _frequentist_row(data: StudyData, method, test, prob, moderators):
         "ci_low": fit.ci_low[0],
         "ci_high": fit.ci_high[0],
         "tau2": fit.tau2,
-        "tau": math.sqrt(fit.tau2),
+        "tau": fit.tau,
         "I2": fit.I2,
         "H2": fit.H2,
         "Q": fit.QE,
@@ -163,7 +163,8 @@ def _frequentist_row(data: StudyData, method, test, prob, moderators):
             row["R2"] = math.nan
         else:
             plain = fit_random_effects(data.y, data.se, method=method, test=test, level=prob)
-            row["R2"] = 100 * max(0.0, 1 - fit.tau2 / plain.tau2) if plain.tau2 > 0 else 0.0
+            # tau ratios, not tau2: exact for data on any scale (tau2 may under- or overflow)
+            row["R2"] = 100 * max(0.0, 1 - (fit.tau / plain.tau) ** 2) if plain.tau > 0 else 0.0
     return row
 
 
@@ -178,20 +179,31 @@ def _bayes_row(result, prob, reference, moderators):
     tails = [(1 - prob) / 2, (1 + prob) / 2]
     if result.exact is not None:
         # E[tau^2 | y] = mean^2 + sd^2 of tau: the same number, computed once (inf when the
-        # posterior tail is too heavy for a variance)
+        # posterior tail is too heavy for a variance); in the posterior's unit, so that its
+        # root (and I2, H2) stay exact where tau^2 itself under- or overflows
+        # relative to the posterior mean c of tau, so that its root (and I2, H2) and the
+        # moments stay exact where tau^2 and tau^4 themselves under- or overflow
         tau_row = summary.loc["tau"]
-        tau2 = tau_row["mean"] ** 2 + tau_row["sd"] ** 2
+        c = float(tau_row["mean"])
         tau_lo, tau_hi = result.exact.quantile_tau(tails)
-        with np.errstate(over="ignore", invalid="ignore"):
-            tau4 = result.exact.expect_tau(lambda t: t**4, growth=4)
-            tau2_sd = math.sqrt(max(tau4 - tau2**2, 0.0)) if math.isfinite(tau4) else math.inf
+        if math.isfinite(c):
+            rms = math.hypot(1.0, tau_row["sd"] / c)
+            with np.errstate(over="ignore", invalid="ignore"):
+                tau4 = result.exact.expect_tau(lambda t: (t / c) ** 4, growth=4)
+            ok = math.isfinite(tau4)
+            tau2_sd = math.sqrt(max(tau4 - rms**4, 0.0)) * c * c if ok else math.inf
+            tau_rms = rms * c
+        else:
+            tau_rms = tau2_sd = math.inf
     else:
         tau_draws = result.draws("tau").ravel()
-        tau2 = float(np.mean(tau_draws**2))
+        tau_rms = math.sqrt(float(np.mean(tau_draws**2)))
         tau2_sd = float(np.std(tau_draws**2, ddof=1))
         tau_lo, tau_hi = np.quantile(tau_draws, tails)
-    s2 = float(het.typical_within_variance(data.se, _x_matrix(data)))
-    I2, H2 = het.i2_h2(tau2, data.se, _x_matrix(data))
+    tau2 = het.in_squared_units(1.0, tau_rms)  # 0 or inf beyond double precision
+    X = _x_matrix(data)
+    I2, H2 = het.i2_h2_tau(tau_rms, data.se, X)
+    (I2_lo, H2_lo), (I2_hi, H2_hi) = (het.i2_h2_tau(t, data.se, X) for t in (tau_lo, tau_hi))
     row = {
         **reference,
         "mu": mu["mean"],
@@ -204,12 +216,12 @@ def _bayes_row(result, prob, reference, moderators):
         "H2": H2,
         "pi_low": summary.loc["theta_new", "ci_low"],
         "pi_high": summary.loc["theta_new", "ci_high"],
-        "tau2_ci_low": tau_lo**2,
-        "tau2_ci_high": tau_hi**2,
-        "I2_ci_low": 100 * tau_lo**2 / (tau_lo**2 + s2),
-        "I2_ci_high": 100 * tau_hi**2 / (tau_hi**2 + s2),
-        "H2_ci_low": tau_lo**2 / s2 + 1,
-        "H2_ci_high": tau_hi**2 / s2 + 1,
+        "tau2_ci_low": het.in_squared_units(1.0, tau_lo),  # 0 or inf beyond a double
+        "tau2_ci_high": het.in_squared_units(1.0, tau_hi),
+        "I2_ci_low": I2_lo,
+        "I2_ci_high": I2_hi,
+        "H2_ci_low": H2_lo,
+        "H2_ci_high": H2_hi,
         "tau2_se": tau2_sd,
     }
     for name in moderators:

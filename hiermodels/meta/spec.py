@@ -25,7 +25,12 @@ def default_tau_scale(se: np.ndarray) -> float:
     A tau of this size is as large as a typical study's sampling error (I^2 near 50%), so a
     half-Cauchy or half-normal with this scale is weakly informative on any outcome scale.
     """
-    return float(np.sqrt(np.mean(np.square(se))))
+    se = np.asarray(se, dtype=float)
+    top = float(np.max(se))
+    if 1e-100 < top < 1e100:
+        return float(np.sqrt(np.mean(np.square(se))))
+    # relative to the largest se: no under- or overflow for se of 1e-300 or 1e300
+    return top * float(np.sqrt(np.mean(np.square(se / top))))
 
 
 @dataclass(frozen=True)

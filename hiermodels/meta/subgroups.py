@@ -17,6 +17,7 @@ from hiermodels.errors import DataError, SpecError, format_rows
 from hiermodels.meta.data import StudyData
 from hiermodels.meta.engines import exact_fit, exact_takes
 from hiermodels.meta.inference import check_method, check_prob, check_test
+from hiermodels.numerics.heterogeneity import data_unit
 from hiermodels.numerics.inference import RMAFit, fit_random_effects
 
 __all__ = ["SubgroupAnalysis", "subgroup_analysis"]
@@ -156,8 +157,11 @@ class SubgroupAnalysis:
         """
         table = self.estimates()
         g = len(self.levels)
-        w = 1 / table["mu_se"].to_numpy() ** 2
-        mu = table["mu"].to_numpy()
+        # in units of the standard errors (data_unit): 1/mu_se^2 stays representable for
+        # estimates of any size, and Q does not depend on the units
+        unit = data_unit(table["mu_se"].to_numpy())
+        w = 1 / (table["mu_se"].to_numpy() / unit) ** 2
+        mu = table["mu"].to_numpy() / unit
         q = float(np.sum(w * (mu - np.sum(w * mu) / np.sum(w)) ** 2))
         mixed = fit_random_effects(
             self.result.data.y,

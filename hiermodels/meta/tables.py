@@ -88,10 +88,12 @@ def _study_effects(result, prob: float) -> pd.DataFrame:
             "lower": np.quantile(draws, tail, axis=0),
             "upper": np.quantile(draws, 1 - tail, axis=0),
         }
-        pooling = (d.se**2 / (d.se**2 + tau2)).mean(axis=0)
+        # se^2 / (se^2 + tau^2) as 1 / (1 + (tau / se)^2): no square of a tiny or huge se
+        pooling = (1 / (1 + (np.sqrt(tau2) / d.se) ** 2)).mean(axis=0)
         beta_mean = np.array([result.draws(n).mean() for n in result.coefficient_names])
     fit = het.reml(d.y, d.se, d.X if d.has_moderators else None)
-    w = 1.0 / (d.se**2 + fit.tau2)
+    unit = het.data_unit(d.se)  # weights in units of the se: no under- or overflow
+    w = 1.0 / ((d.se / unit) ** 2 + (fit.tau / unit) ** 2)
     return pd.DataFrame(
         {
             "study": list(d.labels),

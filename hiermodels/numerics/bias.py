@@ -22,6 +22,7 @@ import numpy as np
 from scipy import stats
 
 from hiermodels.errors import SpecError
+from hiermodels.numerics.heterogeneity import others_sum, scaled_se
 from hiermodels.numerics.inference import RMAFit, fit_random_effects
 
 __all__ = [
@@ -116,16 +117,24 @@ class WLSLine:
 
 
 def _wls(y, x, w, level=0.95):
-    """Weighted least squares of y on [1, x]: coefficients, their covariance and df."""
+    """Weighted least squares of y on [1, x]: coefficients, their covariance and df.
+
+    By Householder QR of the weighted rows sorted by decreasing weight (Powell & Reid 1969;
+    Cox & Higham 1999, stable for weights of any spread), never X'WX: a study with a weight
+    1e150 times the others' then fixes the line through its point, the limit, where the
+    normal equations overflow and an SVD drops the other direction as rank deficient.
+    """
     X = np.column_stack([np.ones_like(x), x])
-    sw = np.sqrt(w)
-    Xs, ys = X * sw[:, None], y * sw
-    beta, *_ = np.linalg.lstsq(Xs, ys, rcond=None)
+    order = np.argsort(-w, kind="stable")
+    sw = np.sqrt(w[order])
+    Xs, ys = X[order] * sw[:, None], y[order] * sw
+    q, r = np.linalg.qr(Xs)
+    beta = np.linalg.solve(r, q.T @ ys)
     df = y.size - 2
     resid = ys - Xs @ beta
     s2 = float(resid @ resid) / df
-    cov = s2 * np.linalg.inv(Xs.T @ Xs)
-    se = np.sqrt(np.diag(cov))
+    r_inv = np.linalg.inv(r)
+    se = np.sqrt(s2 * np.sum(r_inv**2, axis=1))  # diag of s2 (R'R)^-1 = s2 R^-1 R^-T
     return WLSLine(float(beta[0]), float(se[0]), float(beta[1]), float(se[1]), df, level)
 
 
@@ -248,9 +257,21 @@ def egger_test(
     if predictor not in PREDICTORS:
         raise SpecError(f"predictor must be one of {PREDICTORS}, got {predictor!r}")
     y, se = _arrays(y, se)
-    x = _predictor(se, predictor, ni)
+    # computed in the units of the fits (scaled_se) so that se^2 neither under- nor
+    # overflows; the intercept is in units of y, the slope in units of y / predictor
+    su, unit = scaled_se(se)
+    x = _predictor(su, predictor, ni)
+    slope_unit = {"sei": 1.0, "vi": 1 / unit}.get(predictor, unit)
     if model == "lm":
-        line = _wls(y, x, 1 / se**2, level)
+        line = _wls(y / unit, x, 1 / su**2, level)
+        line = WLSLine(
+            line.intercept * unit,
+            line.intercept_se * unit,
+            line.slope * slope_unit,
+            line.slope_se * slope_unit,
+            line.df,
+            line.level,
+        )
         stat = line.slope / line.slope_se
         return EggerTest(
             model=model,
@@ -269,6 +290,7 @@ def egger_test(
             level=level,
         )
     X = np.column_stack([np.ones_like(x), x])
+    # the fit is in the units of y, with the predictor column in units of the se
     fit = fit_random_effects(y, se, X, method=method, test=test, level=level)
     return EggerTest(
         model=model,
@@ -279,7 +301,7 @@ def egger_test(
         pvalue=float(fit.pval[1]),
         df=fit.ddf,
         intercept=float(fit.beta[0]),
-        slope=float(fit.beta[1]),
+        slope=float(fit.beta[1]) / unit * slope_unit,
         limit_estimate=float(fit.beta[0]),
         limit_ci_low=float(fit.ci_low[0]),
         limit_ci_high=float(fit.ci_high[0]),
@@ -337,10 +359,15 @@ def rank_test(y, se):
     (1.0, True)
     """
     y, se = _arrays(y, se)
+    se, unit = scaled_se(se)  # Kendall's tau and its test do not change with the units
+    y = y / unit
     v = se**2
     w = 1 / v
-    b = float(np.sum(w * y) / np.sum(w))
-    ystar = (y - b) / np.sqrt(v - 1 / np.sum(w))
+    # y_i - b = sum_{j != i} w_j (y_i - y_j) / S and v_i - 1/S = v_i A_i / S with S = sum w
+    # and A_i = S - w_i: written with leave-one-out sums they never cancel, so a study whose
+    # weight dwarfs the others' keeps its (finite) limit sum_j w_j (y_i - y_j) / sqrt(A_i S)
+    total, loo = float(np.sum(w)), others_sum(w)
+    ystar = (y * loo - others_sum(w * y)) / np.sqrt(v * loo * total)
     ties = np.unique(ystar).size < y.size or np.unique(v).size < y.size
     method = "asymptotic" if ties else "exact"
     res = stats.kendalltau(ystar, v, method=method)
@@ -480,7 +507,9 @@ def trim_and_fill(y, se, *, estimator="L0", side=None, method="REML", test="z", 
     y, se = _arrays(y, se)
     k = y.size
     if side is None:
-        reg = fit_random_effects(y, se, np.column_stack([np.ones(k), se]), method=method)
+        # the sign of the slope on se / unit is that on se: the same side in any units
+        su = scaled_se(se)[0]
+        reg = fit_random_effects(y, se, np.column_stack([np.ones(k), su]), method=method)
         side = "right" if reg.beta[1] < 0 else "left"
     sign = -1.0 if side == "right" else 1.0
     order = np.argsort(sign * y, kind="stable")

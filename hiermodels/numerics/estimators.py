@@ -25,7 +25,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
-from hiermodels.numerics.heterogeneity import _TINY, _threshold, _Weighted, dl_tau2, reml_tau2
+from hiermodels.numerics.heterogeneity import (
+    _TINY,
+    _threshold,
+    _Weighted,
+    dl_tau2,
+    polish_root,
+    reml_tau2,
+)
 
 __all__ = ["ESTIMATORS", "Estimator", "generalized_q", "loglik_ml", "loglik_reml"]
 
@@ -177,6 +184,11 @@ def _ml(y, v, X, tol=1e-10, max_iter=100):
             break
     else:
         tau2 = 0.0 if score(0.0)[0] <= 0 else _root_decreasing(lambda t: score(t)[0], tau2)
+    if tau2 > 0 and tol <= 1e-8:
+        # the root to the last bits, as reml_tau2: the same tau^2 whatever the data's units
+        tau2 = polish_root(lambda t: score(t)[0], tau2)
+    if 0 < tau2 < 1e-6 * s2 and tol <= 1e-8 and score(0.0)[0] <= 0:
+        tau2 = 0.0  # creeping to the boundary, where the maximum is (as reml_tau2)
     if tau2 > 0 and loglik_ml(y, v, X, 0.0) - loglik_ml(y, v, X, tau2) > 1.2e-4:
         tau2 = 0.0  # metafor's ll0check (tolerance .Machine$double.eps^0.25)
     return tau2, math.sqrt(2 / float(np.sum((1 / (v + tau2)) ** 2)))

@@ -26,11 +26,13 @@ This module holds the model's summaries; the grid is laid out by
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 
 import numpy as np
 
+from hiermodels.numerics.heterogeneity import data_unit, in_squared_units
 from hiermodels.numerics.tau_marginal import (
     ConditionalModel,
     ImproperPosteriorError,
@@ -60,18 +62,43 @@ class ExactPosterior:
         prior is flat. Meaningful only if ``tau_logprior`` is normalised.
     k, p : int
         Number of studies and of regression coefficients.
+    unit : float
+        The unit everything is computed in (:func:`~hiermodels.numerics.heterogeneity.data_unit`
+        of the se; 1 for data of ordinary size). Every method takes and returns numbers in the
+        data's own units; inside, y, se, tau, beta and theta are divided by ``unit``, so that
+        se of 1e-300 or 1e300 give exactly the scaled answers of the same data in ordinary
+        units.
     """
 
-    def __init__(self, model, u, logdens, beta_mean, beta_cov, open_lo, open_hi):
+    def __init__(self, model, u, logdens, beta_mean, beta_cov, open_lo, open_hi, unit=1.0):
         self._model, self.k, self.p = model, model.k, model.p
         self._grid = grid = TauQuadrature(u, logdens, open_lo, open_hi)
         self._tau, self._mix_w = grid.tau, grid.mix_w
         self._bmean, self._bcov = beta_mean, beta_cov
-        self.tau_grid = grid.tau
-        self.tau_density = grid.f / grid.tau
+        self._set_unit(unit)
+
+    def _set_unit(self, unit):
+        grid, model = self._grid, self._model
+        self.unit = unit
+        self.tau_grid = grid.tau * unit
+        self.tau_density = grid.f / grid.tau / unit
+        # p(y) of the data in their own units is p(y / unit) / unit^k
         self.log_marginal_likelihood = (
-            float(model.log_const + grid.log_max + grid.log_z) if model.proper else math.nan
+            float(model.log_const + grid.log_max + grid.log_z) - model.k * math.log(unit)
+            if model.proper
+            else math.nan
         )
+
+    def in_units(self, unit=None):
+        """This posterior for the data divided by ``unit`` (default :attr:`unit`; itself when
+        that changes nothing): for code that takes the study data alongside the posterior and
+        squares the se. Best a power of two, which divides without rounding."""
+        view_unit = 1.0 if unit is None else self.unit / unit
+        if view_unit == self.unit:
+            return self
+        out = copy.copy(self)
+        out._set_unit(view_unit)
+        return out
 
     def _expect(self, values, growth=0.0):
         """E[values(tau) | y]; ``values`` is (G, ...) on the grid and grows like tau^growth."""
@@ -89,7 +116,7 @@ class ExactPosterior:
         >>> float(post.quantile_tau(0.5)) < float(post.quantile_tau(0.9))
         True
         """
-        out = np.exp(self._grid.u_quantile(q))
+        out = np.exp(self._grid.u_quantile(q)) * self.unit
         return float(out) if out.ndim == 0 else out
 
     def cdf_tau(self, t):
@@ -102,7 +129,7 @@ class ExactPosterior:
         >>> round(post.cdf_tau(post.quantile_tau(0.3)), 9)
         0.3
         """
-        out = self._grid.cdf(t)
+        out = self._grid.cdf(np.asarray(t, dtype=float) / self.unit)
         return float(out) if out.ndim == 0 else out
 
     def tau_summary(self, prob=0.95):
@@ -126,7 +153,8 @@ class ExactPosterior:
         mean = float(self._expect(self._tau, growth=1))
         sd = math.inf if math.isinf(mean) else math.sqrt(self._expect((self._tau - mean) ** 2, 2))
         lower, median, upper = map(float, self.quantile_tau(_levels(prob)))
-        return {"mean": mean, "sd": sd, "median": median, "lower": lower, "upper": upper}
+        u = self.unit
+        return {"mean": mean * u, "sd": sd * u, "median": median, "lower": lower, "upper": upper}
 
     # -- beta -----------------------------------------------------------------------------
 
@@ -144,11 +172,15 @@ class ExactPosterior:
         >>> post.beta_moments()["cov"].shape
         (2, 2)
         """
+        mean, cov = self._beta_moments_units()
+        return {"mean": mean * self.unit, "cov": in_squared_units(cov, self.unit)}
+
+    def _beta_moments_units(self):
         growth = 2.0 if (self._model.prec0 == 0).any() else 0.0
         mean = self._expect(self._bmean)
         dev = self._bmean - mean
         cov = self._expect(self._bcov + dev[:, :, None] * dev[:, None, :], growth)
-        return {"mean": mean, "cov": cov}
+        return mean, cov
 
     def quantile_beta(self, q, index=0):
         """Posterior quantile(s) of coefficient ``index`` (a normal mixture over tau).
@@ -163,6 +195,7 @@ class ExactPosterior:
         """
         sd = np.sqrt(self._bcov[:, index, index])
         out = mixture_quantile(self._mix_w, self._bmean[:, [index]], sd[:, None], np.ravel(q))
+        out = out * self.unit
         return float(out[0, 0]) if np.ndim(q) == 0 else out[:, 0].reshape(np.shape(q))
 
     def beta_summary(self, prob=0.95):
@@ -181,12 +214,12 @@ class ExactPosterior:
         >>> bool(s["lower"][0] < s["median"][0] < s["upper"][0])
         True
         """
-        mom = self.beta_moments()
+        mean, cov = self._beta_moments_units()
         sds = np.sqrt(np.diagonal(self._bcov, axis1=1, axis2=2))
-        qs = mixture_quantile(self._mix_w, self._bmean, sds, _levels(prob))
+        qs = mixture_quantile(self._mix_w, self._bmean, sds, _levels(prob)) * self.unit
         return {
-            "mean": mom["mean"],
-            "sd": np.sqrt(np.diag(mom["cov"])),
+            "mean": mean * self.unit,
+            "sd": np.sqrt(np.diag(cov)) * self.unit,
             "median": qs[1],
             "lower": qs[0],
             "upper": qs[2],
@@ -233,7 +266,8 @@ class ExactPosterior:
         mean_t, var_t, B = self._theta_given_tau()
         mean = self._expect(mean_t)
         var = self._expect(var_t + (mean_t - mean) ** 2)
-        return {"mean": mean, "sd": np.sqrt(var), "shrinkage": self._expect(B)}
+        u = self.unit
+        return {"mean": mean * u, "sd": np.sqrt(var) * u, "shrinkage": self._expect(B)}
 
     def theta_summary(self, prob=0.95):
         """Like :meth:`theta_moments` plus the median and equal-tailed ``prob`` interval.
@@ -247,7 +281,7 @@ class ExactPosterior:
         """
         mean_t, var_t, _ = self._theta_given_tau()
         out = self.theta_moments()
-        qs = mixture_quantile(self._mix_w, mean_t, np.sqrt(var_t), _levels(prob))
+        qs = mixture_quantile(self._mix_w, mean_t, np.sqrt(var_t), _levels(prob)) * self.unit
         out.update(median=qs[1], lower=qs[0], upper=qs[2])
         return out
 
@@ -272,6 +306,7 @@ class ExactPosterior:
     def _interval(self, mean_t, var_t, prob):
         """Median and equal-tailed ``prob`` interval of the normal mixture over tau."""
         qs = mixture_quantile(self._mix_w, mean_t[:, None], np.sqrt(var_t)[:, None], _levels(prob))
+        qs = qs * self.unit
         return {"median": float(qs[1, 0]), "lower": float(qs[0, 0]), "upper": float(qs[2, 0])}
 
     def predictive_moments(self, x_new=None):
@@ -290,7 +325,8 @@ class ExactPosterior:
         """
         mean_t, var_t = self._predictive_given_tau(x_new)
         mean = float(self._expect(mean_t))
-        return {"mean": mean, "sd": math.sqrt(self._expect(var_t + (mean_t - mean) ** 2, 2))}
+        sd = math.sqrt(self._expect(var_t + (mean_t - mean) ** 2, 2))
+        return {"mean": mean * self.unit, "sd": sd * self.unit}
 
     def predictive_summary(self, x_new=None, prob=0.95):
         """:meth:`predictive_moments` plus the median and equal-tailed ``prob`` interval.
@@ -317,9 +353,11 @@ class ExactPosterior:
         leave-one-study-out predictive density.
         """
         mean_t, var_t = self._predictive_given_tau(x_new)
-        sd = np.sqrt(var_t + float(se_new) ** 2)
+        y_new, se_new = float(y_new) / self.unit, float(se_new) / self.unit
+        sd = np.sqrt(var_t + se_new**2)
         density = np.exp(-0.5 * ((y_new - mean_t) / sd) ** 2) / sd
-        return float(np.log(self._expect(density)) - 0.5 * math.log(2 * math.pi))
+        log_unit = math.log(self.unit)  # a density of y in its own units
+        return float(np.log(self._expect(density)) - 0.5 * math.log(2 * math.pi) - log_unit)
 
     # -- probabilities and linear combinations -------------------------------------------
 
@@ -337,7 +375,7 @@ class ExactPosterior:
         >>> bool(abs(post.expect_tau(lambda t: t) - m["mean"]) < 1e-12)
         True
         """
-        return float(self._expect(np.asarray(fun(self._tau), dtype=float), growth))
+        return float(self._expect(np.asarray(fun(self._tau * self.unit), dtype=float), growth))
 
     def cdf_beta(self, x, index=0):
         """Posterior probability that coefficient ``index`` is <= x (a normal mixture over
@@ -351,7 +389,7 @@ class ExactPosterior:
         0.3
         """
         sd = np.sqrt(self._bcov[:, index, index])
-        return mixture_cdf(self._mix_w, self._bmean[:, index], sd, x)
+        return mixture_cdf(self._mix_w, self._bmean[:, index], sd, np.asarray(x) / self.unit)
 
     def cdf_predictive(self, t, x_new=None):
         """Posterior predictive probability that theta_new <= t (the effect in a new study
@@ -365,7 +403,7 @@ class ExactPosterior:
         0.5
         """
         mean_t, var_t = self._predictive_given_tau(x_new)
-        return mixture_cdf(self._mix_w, mean_t, np.sqrt(var_t), t)
+        return mixture_cdf(self._mix_w, mean_t, np.sqrt(var_t), np.asarray(t) / self.unit)
 
     def linear_summary(self, x, prob=0.95):
         """Posterior mean, sd, median and equal-tailed ``prob`` interval of x' beta, the
@@ -383,7 +421,8 @@ class ExactPosterior:
         mean = float(self._expect(mean_t))
         growth = 2.0 if (self._model.prec0 == 0).any() else 0.0
         sd = math.sqrt(self._expect(var_t + (mean_t - mean) ** 2, growth))
-        return {"mean": mean, "sd": sd, **self._interval(mean_t, var_t, prob)}
+        u = self.unit
+        return {"mean": mean * u, "sd": sd * u, **self._interval(mean_t, var_t, prob)}
 
     # -- draws ----------------------------------------------------------------------------
 
@@ -421,7 +460,8 @@ class ExactPosterior:
             theta[rows] = m.y + B * (linear_predictor(beta[rows], m.X) - m.y)
             theta[rows] += np.sqrt(m.se2 * (1 - B)) * rng.standard_normal(B.shape)
         theta_new = beta @ x + tau * rng.standard_normal(n)
-        return {"tau": tau, "beta": beta, "theta": theta, "theta_new": theta_new}
+        u = self.unit
+        return {"tau": tau * u, "beta": beta * u, "theta": theta * u, "theta_new": theta_new * u}
 
 
 def exact_posterior(
@@ -483,6 +523,28 @@ def exact_posterior(
     """
     if n_grid is not None and int(n_grid) < 8:
         raise ValueError(f"n_grid must be at least 8, got {n_grid}")
+    unit = _unit(se)
+    if unit != 1.0:
+        # computed for y / unit and se / unit (tau and beta in the same units): the prior on
+        # tau becomes that of tau / unit, log p(unit t) + log unit (normalised as it was)
+        y = np.asarray(y, dtype=float) / unit
+        se = np.asarray(se, dtype=float) / unit
+        beta_mean = None if beta_mean is None else np.asarray(beta_mean, dtype=float) / unit
+        beta_sd = None if beta_sd is None else np.asarray(beta_sd, dtype=float) / unit
+        scaled_logprior = tau_logprior
+
+        def tau_logprior(t):
+            return np.asarray(scaled_logprior(t * unit), dtype=float) + math.log(unit)
+
     model = ConditionalModel(y, se, X, beta_mean, beta_sd)
     grid = build_tau_grid(model, tau_logprior, None if n_grid is None else int(n_grid))
-    return ExactPosterior(model, *grid)
+    return ExactPosterior(model, *grid, unit=unit)
+
+
+def _unit(se):
+    """:func:`~hiermodels.numerics.heterogeneity.data_unit` of valid se, else 1 (so that
+    :class:`ConditionalModel` reports what is wrong with them)."""
+    se = np.asarray(se, dtype=float).ravel()
+    if se.size == 0 or not (np.isfinite(se) & (se > 0)).all():
+        return 1.0
+    return data_unit(se)

@@ -18,27 +18,74 @@ from scipy import optimize, stats
 
 _TINY = np.finfo(float).tiny
 _HUGE = np.finfo(float).max / 1e6  # room for sums of a few variances and tau^2
-SE_RANGE = (1e-150, 1e150)  # standard errors whose squares and weights stay representable
-# largest ratio of two standard errors: weights are used relative to the geometric middle of
-# their range, so their squares stay below SE_RATIO^2 = 1e304 (see _Weighted)
+# largest ratio of two standard errors computed as given: the data are computed in units of
+# the geometric middle of the se (see data_unit) and weights relative to the middle of their
+# range, so squares of the weights stay below SE_RATIO^2 = 1e304 (see _Weighted)
 SE_RATIO = 1e152
+# beyond SE_RATIO, up to this ratio, the classical fits take the limit (see _prepare_units):
+# se of 1e-300 among se of 10 (the exact engine computes such data as given, in units of
+# their geometric middle, where 1e302^(1/2) still leaves tau^2 room below overflow)
+SE_RATIO_LIMIT = 1e302
+_LIMIT_BITS = 250  # the limit path keeps se within 2^+-250 (1.8e75) of their median
+_UNIT_FREE_BITS = 64  # data whose se middle is within 2^+-64 (1.8e19) of 1 keep their units
 
 __all__ = [
-    "SE_RANGE",
     "SE_RATIO",
+    "SE_RATIO_LIMIT",
     "REFit",
     "cochran_q",
+    "data_unit",
     "dersimonian_laird",
     "dl_tau2",
     "i2_h2",
+    "i2_h2_tau",
+    "in_squared_units",
     "others_sum",
     "reml",
     "reml_tau2",
+    "scaled_se",
     "typical_within_variance",
 ]
 
 
+def data_unit(se) -> float:
+    """The unit the data are computed in: a power of two near the geometric middle of the se.
+
+    y / unit and se / unit are exact (a power of two scales without rounding), their squares
+    and weights stay representable for se of 1e-300 or 1e300, and every answer scales back
+    exactly: locations and scales by unit, variances by unit^2, I^2, H^2, Q, z and p not at
+    all. Data whose middle lies within 2^+-64 of 1 keep unit 1 (computed as given, so the
+    numbers checked against metafor do not move by a rounding).
+
+    Examples
+    --------
+    >>> data_unit([0.1, 0.3]), data_unit([1e-200, 3e-200]) == 2.0**-664
+    (1.0, True)
+    """
+    se = np.asarray(se, dtype=float)
+    mid = round((math.log2(float(se.min())) + math.log2(float(se.max()))) / 2)
+    return 1.0 if abs(mid) <= _UNIT_FREE_BITS else math.ldexp(1.0, mid)
+
+
 def _prepare(y, se, X):
+    """Validated y, sampling variances and design, in the units given (no rescaling)."""
+    y, v, X, _ = _prepare_units(y, se, X, rescale=False)
+    return y, v, X
+
+
+def _prepare_units(y, se, X, rescale=True):
+    """Validated y / unit, (se / unit)^2, X and the unit of :func:`data_unit`.
+
+    The limit path: where the se span more than :data:`SE_RATIO` (up to
+    :data:`SE_RATIO_LIMIT`), no one unit holds all se^2 and their weights. The unit is then
+    the median se, and an se beyond 2^+-250 of it is taken as that bound: a study whose
+    variance is 1e-150 of the median's already has its limiting weight (everything that has
+    a limit as its v_i -> 0, or its weight -> 0 for a huge se, is reached to ~1e-150
+    relative: the estimate, Q, tr P, I^2, H^2, tau^2 of DL/REML/..., Viechtbauer 2005's
+    formulas being continuous there). The one number that vanishes with v_i instead, the
+    standard error of a common-effect (tau^2 = 0) estimate, is computed from the se as given
+    (:func:`_fe_se`).
+    """
     y = np.asarray(y, dtype=float).ravel()
     se = np.asarray(se, dtype=float).ravel()
     k = y.size
@@ -49,6 +96,16 @@ def _prepare(y, se, X):
         raise ValueError(
             f"y/se invalid at positions {bad.tolist()}: y must be finite and se finite and > 0"
         )
+    most = SE_RATIO_LIMIT if rescale else SE_RATIO
+    if _log_spread(se) > math.log(most):
+        raise ValueError(
+            f"se spans more than a factor {most:g} (positions {int(se.argmin())} and "
+            f"{int(se.argmax())}): the weights 1/se^2 do not fit in double precision"
+        )
+    unit = 1.0
+    if rescale:
+        se, unit = scaled_se(se)
+        y = y / unit
     v = se**2
     bad = np.flatnonzero(~((v >= _TINY) & (v <= _HUGE)))
     if bad.size:
@@ -56,18 +113,61 @@ def _prepare(y, se, X):
             f"se at positions {bad.tolist()}: se^2 underflows or overflows double precision; "
             "express y and se in other units"
         )
-    if se.max() / se.min() > SE_RATIO:
-        raise ValueError(
-            f"se spans more than a factor {SE_RATIO:g} (positions {int(se.argmin())} and "
-            f"{int(se.argmax())}): the weights 1/se^2 do not fit in double precision"
-        )
     X = np.ones((k, 1)) if X is None else np.asarray(X, dtype=float)
     X = X.reshape(k, -1) if X.ndim == 1 else X
     if X.shape[0] != k or not np.isfinite(X).all():
         raise ValueError(f"X must be a finite ({k}, p) array, got shape {X.shape}")
     if np.linalg.matrix_rank(X) < X.shape[1]:
         raise ValueError(f"X ({k} x {X.shape[1]}) is rank deficient; drop redundant columns")
-    return y, v, X
+    return y, v, X, unit
+
+
+def scaled_se(se):
+    """(se / unit, unit) as the fits here use them: the unit of :func:`data_unit`, or on the
+    limit path (se spanning more than :data:`SE_RATIO`) the median se with the se clipped to
+    2^+-250 of it (see :func:`_prepare_units`). For code that weights by 1/se^2 itself.
+
+    Examples
+    --------
+    >>> su, unit = scaled_se([1e-300, 10.0, 10.0])
+    >>> unit, bool(su[0] == 2.0**-250)
+    (8.0, True)
+    """
+    se = np.asarray(se, dtype=float)
+    if not _is_limit(se):
+        unit = data_unit(se)
+        return se / unit, unit
+    unit = math.ldexp(1.0, round(math.log2(float(np.median(se)))))
+    bound = math.ldexp(1.0, _LIMIT_BITS)
+    return np.clip(se / unit, 1 / bound, bound), unit
+
+
+def _log_spread(se):
+    """log(max se / min se), which does not overflow where the ratio would."""
+    se = np.asarray(se, dtype=float)
+    return math.log(float(se.max())) - math.log(float(se.min()))
+
+
+def in_squared_units(x, unit):
+    """``x * unit^2``: a variance back in the data's units. Where that is beyond double
+    precision (tau^2 of data in units 1e-300 is 1e-600) it is 0 or inf, without warnings
+    or errors (Python's ``unit**2`` raises OverflowError); its root stays exact elsewhere."""
+    with np.errstate(over="ignore", under="ignore"):
+        return x * unit * unit
+
+
+def _is_limit(se):
+    """Whether :func:`_prepare_units` takes the limit path for these se."""
+    return _log_spread(se) > math.log(SE_RATIO)
+
+
+def _fe_se(se, X):
+    """1 / sqrt(sum x_i^2 / se_i^2): the standard error of a one-coefficient common-effect
+    fit (Hedges & Olkin 1985), from the se as given (exact for any spread of them; it is
+    about the smallest se / |x| when one study outweighs the others)."""
+    r = np.abs(np.asarray(X, dtype=float).ravel()) / np.asarray(se, dtype=float).ravel()
+    top = float(r.max())
+    return 1 / (top * math.sqrt(float(np.sum((r / top) ** 2))))
 
 
 def others_sum(a):
@@ -92,14 +192,24 @@ class _Weighted:
     (intercept only, or one column) every sum is written with leave-one-out sums, which keeps
     full relative precision when one study outweighs all others by many orders of magnitude:
     its residual is (y_i A_i - x_i S_i) / a with A_i, S_i the sums over the other studies,
-    and 1 - h_i = A_i / a for its leverage h_i.
+    and 1 - h_i = A_i / a for its leverage h_i. With more coefficients and weights spread
+    over more than 1e8, the normal equations (and sum u^3) lose every digit or overflow, so
+    the fit comes from a Householder QR of U^(1/2) X with the rows sorted by weight (Powell &
+    Reid 1969; Cox & Higham 1999), P / c in the form B B' with
+    B = U^(1/2) Q_perp, Q_perp the last k - p columns of the full Q, so that tr P = |B|^2,
+    tr PP = |B'B|^2 and the weighted residuals Q_perp Q_perp' U^(1/2) y need no subtraction.
     """
+
+    _SPREAD = 1e8  # weights spread wider than this take the QR path (more than one column)
 
     def __init__(self, y, X, w):
         self.c = math.sqrt(float(w.max())) * math.sqrt(max(float(w.min()), _TINY))
         u = w / self.c
         self.u, self.X = u, X
-        if X.shape[1] == 1:
+        self._b = None
+        if X.shape[1] > 1 and float(u.max()) > self._SPREAD * float(u.min()):
+            self._qr_fit(y, X, u)
+        elif X.shape[1] == 1:
             x = X[:, 0]
             ux2, uxy = u * x * x, u * x * y
             a = float(np.sum(ux2))
@@ -112,6 +222,25 @@ class _Weighted:
             self.beta = self.cov_u @ (X.T @ (u * y))
             self.resid = y - X @ self.beta
 
+    def _qr_fit(self, y, X, u):
+        p = X.shape[1]
+        order = np.argsort(-u, kind="stable")
+        back = np.argsort(order)
+        root = np.sqrt(u[order])
+        q, r = np.linalg.qr(X[order] * root[:, None], mode="complete")
+        r = r[:p]
+        qy = q.T @ (y[order] * root)
+        self.beta = np.linalg.solve(r, qy[:p])
+        r_inv = np.linalg.inv(r)
+        self.cov_u = r_inv @ r_inv.T
+        perp = q[:, p:]
+        e = perp @ qy[p:]  # U^(1/2) r, with no cancellation in the studies of large weight
+        self._rss_u = float(qy[p:] @ qy[p:])
+        self._e = e[back]
+        self.resid = self._e / np.sqrt(u)
+        self._b = (perp * root[:, None])[back]  # P / c = B B'
+        self._logdet_r = 2 * float(np.sum(np.log(np.abs(np.diag(r)))))
+
     @property
     def cov(self):
         """(X'WX)^-1: covariance of beta-hat (Hedges & Olkin 1985)."""
@@ -120,17 +249,23 @@ class _Weighted:
     @property
     def rss(self):
         """y'Py = sum w r^2 (Cochran's Q when w = 1/se^2)."""
+        if self._b is not None:
+            return self.c * self._rss_u
         return float(self.c * np.sum(self.u * self.resid**2))
 
     @property
     def ypy2_u(self):
         """y'PPy / c^2 = |U r|^2, since P y = W r."""
+        if self._b is not None:
+            return float(np.sum(self.u * self._e**2))
         return float(np.sum((self.u * self.resid) ** 2))
 
     @property
     def tr_p_u(self):
         """tr(P) / c = sum u_i (1 - h_i)."""
         X, u = self.X, self.u
+        if self._b is not None:
+            return float(np.sum(self._b**2))
         if X.shape[1] == 1:
             return float(np.sum(u * self._loo) * self.cov_u[0, 0])
         return float(np.sum(u) - np.trace(self.cov_u @ (X.T @ (X * (u**2)[:, None]))))
@@ -143,6 +278,8 @@ class _Weighted:
         sum u^2 - 2 tr(M X'U^3 X) + tr((M X'U^2 X)^2) with M = (X'UX)^-1.
         """
         X, u, M = self.X, self.u, self.cov_u
+        if self._b is not None:
+            return float(np.sum((self._b.T @ self._b) ** 2))
         if X.shape[1] == 1:
             ux = u * X[:, 0]
             diag = u * self._loo * M[0, 0]
@@ -166,6 +303,8 @@ class _Weighted:
     def logdet_xwx(self):
         """log |X'WX|."""
         X = self.X
+        if self._b is not None:
+            return self._logdet_r + X.shape[1] * math.log(self.c)
         return float(
             np.linalg.slogdet(X.T @ (X * self.u[:, None]))[1] + X.shape[1] * math.log(self.c)
         )
@@ -187,7 +326,7 @@ def cochran_q(y, se, X=None):
     >>> float(q), df
     (2.0, 2)
     """
-    y, v, X = _prepare(y, se, X)
+    y, v, X, _ = _prepare_units(y, se, X)  # Q is the same in any units
     df = y.size - X.shape[1]
     q = _Weighted(y, X, 1 / v).rss
     return q, df, float(stats.chi2.sf(q, df)) if df > 0 else math.nan
@@ -205,8 +344,29 @@ def typical_within_variance(se, X=None):
     1.0
     """
     se = np.asarray(se, dtype=float).ravel()
-    _, v, X = _prepare(np.zeros_like(se), se, X)
-    return (se.size - X.shape[1]) / _Weighted(np.zeros_like(se), X, 1 / v).tr_p
+    _, v, X, unit = _prepare_units(np.zeros_like(se), se, X)
+    s2 = (se.size - X.shape[1]) / _Weighted(np.zeros_like(se), X, 1 / v).tr_p
+    return in_squared_units(s2, unit)
+
+
+def i2_h2_tau(tau, se, X=None):
+    """:func:`i2_h2` from tau rather than tau^2: the same I^2 and H^2, computed in the units of
+    :func:`data_unit`, so that they stay exact where tau^2 or s^2 under- or overflow
+    (se of 1e-300: tau^2 ~ 1e-600 is 0 in double precision, tau / unit is not).
+
+    Examples
+    --------
+    >>> i2, h2 = i2_h2_tau(1e-300, [1e-300, 1e-300, 1e-300])
+    >>> round(float(i2), 12), round(float(h2), 12)
+    (50.0, 2.0)
+    """
+    se = np.asarray(se, dtype=float).ravel()
+    _, v, X, unit = _prepare_units(np.zeros_like(se), se, X)
+    s2 = (se.size - X.shape[1]) / _Weighted(np.zeros_like(se), X, 1 / v).tr_p
+    if math.isinf(tau):
+        return 100.0, math.inf
+    t2 = (tau / unit) ** 2
+    return 100 * t2 / (t2 + s2), (t2 + s2) / s2
 
 
 def i2_h2(tau2, se, X=None):
@@ -222,11 +382,10 @@ def i2_h2(tau2, se, X=None):
     >>> float(i2), float(h2)
     (50.0, 2.0)
     """
-    s2 = typical_within_variance(se, X)
     if math.isinf(tau2):
         # a posterior mean of tau^2 that does not exist (heavy tail): the limits
         return 100.0, math.inf
-    return 100 * tau2 / (tau2 + s2), (tau2 + s2) / s2
+    return i2_h2_tau(math.sqrt(tau2), se, X)
 
 
 @dataclass(frozen=True, eq=False)
@@ -240,6 +399,9 @@ class REFit:
         Coefficients, standard errors and Wald-z ``level`` confidence limits.
     tau2, tau2_se : float
         Heterogeneity variance (truncated at 0) and its standard error.
+    tau : float
+        sqrt(tau2), computed in the units of :func:`data_unit` (so finite and exact where
+        tau2 itself under- or overflows, for se of 1e-300 or 1e300).
     I2, H2 : float
         Heterogeneity summaries from :func:`i2_h2`.
     Q, Q_df, Q_pvalue : float, int, float
@@ -268,11 +430,7 @@ class REFit:
     level: float
     pi_low: float
     pi_high: float
-
-    @property
-    def tau(self):
-        """sqrt(tau2)."""
-        return math.sqrt(self.tau2)
+    tau: float
 
     @property
     def mu(self):
@@ -291,24 +449,33 @@ class REFit:
             raise AttributeError(f"{name} exists only for intercept-only fits (p = {self.p})")
 
 
-def _finish(method, y, v, X, tau2, tau2_se, level):
-    """Random-effects weighted least squares at ``tau2`` and the summaries around it."""
+def _finish(method, y, v, X, tau2, tau2_se, level, unit=1.0, fe_se=None):
+    """Random-effects weighted least squares at ``tau2`` and the summaries around it.
+
+    ``y``, ``v``, ``tau2`` and ``tau2_se`` are in units of ``unit`` (:func:`data_unit`); the
+    fit is reported in the data's own units. ``fe_se`` (data units): the standard error of a
+    one-coefficient fit at tau2 = 0 on the limit path (:func:`_fe_se`).
+    """
     fit = _Weighted(y, X, 1 / (v + tau2))
     se = np.sqrt(np.diag(fit.cov))
+    if fe_se is not None and tau2 == 0 and X.shape[1] == 1:
+        se = np.array([fe_se / unit])
     z = stats.norm.ppf(0.5 + level / 2)
     q, df, qp = cochran_q(y, np.sqrt(v), X)
     i2, h2 = i2_h2(tau2, np.sqrt(v), X)
     k, p = X.shape
     intercept_only = p == 1 and np.all(X == 1)
     half = z * math.sqrt(se[0] ** 2 + tau2) if intercept_only else math.nan
+    beta, se = fit.beta * unit, se * unit
     return REFit(
         method=method,
-        beta=fit.beta,
+        beta=beta,
         beta_se=se,
-        ci_low=fit.beta - z * se,
-        ci_high=fit.beta + z * se,
-        tau2=float(tau2),
-        tau2_se=float(tau2_se),
+        ci_low=beta - z * se,
+        ci_high=beta + z * se,
+        tau2=in_squared_units(float(tau2), unit),
+        tau2_se=in_squared_units(float(tau2_se), unit),
+        tau=math.sqrt(tau2) * unit,
         I2=float(i2),
         H2=float(h2),
         Q=q,
@@ -317,8 +484,8 @@ def _finish(method, y, v, X, tau2, tau2_se, level):
         k=k,
         p=p,
         level=level,
-        pi_low=float(fit.beta[0] - half),
-        pi_high=float(fit.beta[0] + half),
+        pi_low=float(beta[0] - half * unit),
+        pi_high=float(beta[0] + half * unit),
     )
 
 
@@ -340,10 +507,11 @@ def dersimonian_laird(y, se, X=None, level=0.95):
     >>> round(fit.tau2, 6), round(fit.mu, 6)
     (1.333333, 1.333333)
     """
-    y, v, X = _prepare(y, se, X)
+    y, v, X, unit = _prepare_units(y, se, X)
     _check_k(y, X)
     tau2, tau2_se = dl_tau2(y, v, X)
-    return _finish("DL", y, v, X, tau2, tau2_se, level)
+    fe_se = _fe_se(se, X) if _is_limit(se) and X.shape[1] == 1 else None
+    return _finish("DL", y, v, X, tau2, tau2_se, level, unit, fe_se)
 
 
 def dl_tau2(y, v, X):
@@ -375,6 +543,17 @@ def _reml_loglik(y, v, X, tau2):
 def _score_sign(y, v, X, tau2):
     """The REML score at ``tau2`` divided by a positive number (c^2 of the weights there)."""
     return _Weighted(y, X, 1 / (v + tau2)).score_u()
+
+
+def polish_root(f, t, width=1e-5):
+    """The root of the decreasing ``f`` within ``width`` (relative) of ``t``, to the last bits
+    by Brent's method (scipy ``brentq``); ``t`` itself where f does not change sign there."""
+    lo, hi = t * (1 - width), t * (1 + width)
+    f_lo, f_hi = f(lo), f(hi)
+    if not (f_lo > 0 > f_hi):
+        return t
+    eps = np.finfo(float).eps
+    return float(optimize.brentq(f, lo, hi, xtol=_TINY, rtol=4 * eps, maxiter=200))
 
 
 def _reml_root(y, v, X, last):
@@ -445,10 +624,11 @@ def reml(y, se, X=None, level=0.95, tol=1e-10, max_iter=100):
     >>> round(fit.tau2, 6)
     1.333333
     """
-    y, v, X = _prepare(y, se, X)
+    y, v, X, unit = _prepare_units(y, se, X)
     _check_k(y, X)
     tau2, tau2_se = reml_tau2(y, v, X, tol=tol, max_iter=max_iter)
-    return _finish("REML", y, v, X, tau2, tau2_se, level)
+    fe_se = _fe_se(se, X) if _is_limit(se) and X.shape[1] == 1 else None
+    return _finish("REML", y, v, X, tau2, tau2_se, level, unit, fe_se)
 
 
 def reml_tau2(y, v, X, tol=1e-10, max_iter=100):
@@ -475,6 +655,16 @@ def reml_tau2(y, v, X, tol=1e-10, max_iter=100):
             break
     else:
         tau2 = _reml_root(y, v, X, last)
+    if tau2 > 0 and tol <= 1e-8:
+        # Fisher scoring converges linearly, so the stopping step leaves an error of its own
+        # order (~tol relative): the root of the score to the last bits makes tau^2 the same
+        # in any units (data_unit). Not with a coarse tol (metafor's 1e-5, to reproduce where
+        # it stops)
+        tau2 = polish_root(lambda t: _score_sign(y, v, X, t), tau2)
+    if 0 < tau2 < 1e-6 * s2 and tol <= 1e-8 and _score_sign(y, v, X, 0.0) <= 0:
+        # creeping to the boundary (the score is <= 0 at 0, so the maximum is there): where
+        # the steps stop would depend on the units of the data, the limit does not
+        tau2 = 0.0
     tau2 = max(0.0, tau2)
     if tau2 > 0 and _reml_loglik(y, v, X, 0.0) - _reml_loglik(y, v, X, tau2) > 1.2e-4:
         tau2 = 0.0  # a local maximum: metafor's ll0check (tolerance .Machine$double.eps^0.25)

@@ -30,9 +30,12 @@ from hiermodels.numerics.estimators import (
     loglik_reml,
 )
 from hiermodels.numerics.heterogeneity import (
-    _prepare,
+    _fe_se,
+    _is_limit,
+    _prepare_units,
     _Weighted,
     cochran_q,
+    in_squared_units,
     typical_within_variance,
 )
 
@@ -81,7 +84,14 @@ class RMAFit:
         Degrees of freedom of the t tests (k - p under "knha").
     k, p, level : int, int, float
     y, v, X : ndarray
-        The data (v the sampling variances), kept for :func:`predict` and :func:`confint_tau2`.
+        The data (v the sampling variances) in units of ``unit``, kept for :func:`predict`
+        and :func:`confint_tau2`.
+    unit : float
+        The unit the fit was computed in (:func:`~hiermodels.numerics.heterogeneity.data_unit`,
+        1 for data of ordinary size); every other attribute is in the data's own units.
+    tau2_u, vb_u : float, ndarray
+        tau2 and vb in units of ``unit`` (finite where tau2 and vb under- or overflow, for se
+        of 1e-300 or 1e300).
     """
 
     method: str
@@ -113,6 +123,14 @@ class RMAFit:
     y: np.ndarray = field(repr=False)
     v: np.ndarray = field(repr=False)
     X: np.ndarray = field(repr=False)
+    unit: float = 1.0
+    tau2_u: float = math.nan
+    vb_u: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def tau(self):
+        """sqrt(tau2), exact where tau2 itself under- or overflows."""
+        return math.sqrt(self.tau2_u) * self.unit
 
     @property
     def has_intercept(self):
@@ -127,7 +145,7 @@ class RMAFit:
     @property
     def weights(self):
         """Percent weight of each study, 100 w_i / sum w (metafor's ``weights()``)."""
-        w = 1 / (self.v + self.tau2)
+        w = 1 / (self.v + self.tau2_u)
         return 100 * w / np.sum(w)
 
 
@@ -177,7 +195,7 @@ def fit_random_effects(y, se, X=None, *, method="REML", test="z", level=0.95, bt
         raise SpecError(f"test must be one of {TESTS}, got {test!r}")
     if not 0 < level < 1:
         raise SpecError(f"level must be in (0, 1), got {level!r}")
-    y, v, X = _prepare(y, se, X)
+    y, v, X, unit = _prepare_units(y, se, X)  # computed in units of the data's se
     k, p = X.shape
     if k < p + 1 and not (k == 1 and p == 1):
         raise ValueError(f"{k} studies cannot estimate {p} coefficients and tau^2; need k > p")
@@ -186,11 +204,18 @@ def fit_random_effects(y, se, X=None, *, method="REML", test="z", level=0.95, bt
         test = "z"  # metafor: 'Setting argument test="z" since k=1.'
     else:
         tau2, tau2_se = ESTIMATORS[method].estimate(y, v, X)
-    return _fit_at(y, v, X, method, test, level, tau2, tau2_se, btt)
+    fe_se = _fe_se(se, X) if p == 1 and _is_limit(se) else None
+    return _fit_at(y, v, X, method, test, level, tau2, tau2_se, btt, unit, fe_se)
 
 
-def _fit_at(y, v, X, method, test, level, tau2, tau2_se, btt=None):
-    """The weighted least squares fit at ``tau2`` and everything metafor reports around it."""
+def _fit_at(y, v, X, method, test, level, tau2, tau2_se, btt=None, unit=1.0, fe_se=None):
+    """The weighted least squares fit at ``tau2`` and everything metafor reports around it.
+
+    ``y``, ``v``, ``tau2`` and ``tau2_se`` are in units of ``unit``; the fit reports in the
+    data's own units (locations and scales times unit, variances times unit^2).
+    ``fe_se``: the standard error of a one-coefficient fit at tau2 = 0 on the limit path of
+    :func:`~hiermodels.numerics.heterogeneity._prepare_units`, from the se as given.
+    """
     k, p = X.shape
     fit = _Weighted(y, X, 1 / (v + tau2))
     s2w, ddf = 1.0, None
@@ -200,6 +225,9 @@ def _fit_at(y, v, X, method, test, level, tau2, tau2_se, btt=None):
         ddf = k - p
     vb = s2w * fit.cov
     se = np.sqrt(np.diag(vb))
+    if fe_se is not None and tau2 == 0:
+        se = np.array([math.sqrt(s2w) * fe_se / unit])  # vb may underflow: se^2 of 1e-300
+        vb = se[:, None] ** 2
     with np.errstate(divide="ignore", invalid="ignore"):
         stat = fit.beta / se
     crit = _crit(test, level, ddf)
@@ -230,21 +258,22 @@ def _fit_at(y, v, X, method, test, level, tau2, tau2_se, btt=None):
             i2, h2 = 100 * tau2 / (vt + tau2), tau2 / vt + 1
     else:
         qe, qe_df, qe_p, vt, i2, h2 = 0.0, 0, 1.0, 0.0, 0.0, 1.0
+    beta, se_out = fit.beta * unit, se * unit
     return RMAFit(
         method=method,
         test=test,
-        beta=fit.beta,
-        se=se,
+        beta=beta,
+        se=se_out,
         stat=stat,
         pval=pval,
-        ci_low=fit.beta - crit * se,
-        ci_high=fit.beta + crit * se,
-        vb=vb,
-        tau2=float(tau2),
-        tau2_se=float(tau2_se),
+        ci_low=beta - crit * se_out,
+        ci_high=beta + crit * se_out,
+        vb=in_squared_units(vb, unit),
+        tau2=in_squared_units(float(tau2), unit),
+        tau2_se=in_squared_units(float(tau2_se), unit),
         I2=float(i2),
         H2=float(h2),
-        vt=float(vt),
+        vt=in_squared_units(float(vt), unit),
         QE=float(qe),
         QE_df=int(qe_df),
         QE_p=float(qe_p),
@@ -260,6 +289,9 @@ def _fit_at(y, v, X, method, test, level, tau2, tau2_se, btt=None):
         y=y,
         v=v,
         X=X,
+        unit=unit,
+        tau2_u=float(tau2),
+        vb_u=vb,
     )
 
 
@@ -343,9 +375,13 @@ def predict(fit, newmods=None, *, level=None):
             )
         X_new = np.column_stack([np.ones(len(new)), new]) if fit.has_intercept else new
     pred = X_new @ fit.beta
-    se = np.sqrt(np.einsum("ij,jk,ik->i", X_new, fit.vb, X_new))
+    if fit.p == 1:  # from se, not vb: se of 1e-300 squares to 0
+        se_u = np.abs(X_new[:, 0]) * (fit.se[0] / fit.unit)
+    else:
+        se_u = np.sqrt(np.einsum("ij,jk,ik->i", X_new, fit.vb_u, X_new))  # in units of fit.unit
     crit = _crit(fit.test, level, fit.ddf)
-    half_pi = crit * np.sqrt(se**2 + fit.tau2)
+    half_pi = crit * np.sqrt(se_u**2 + fit.tau2_u) * fit.unit
+    se = se_u * fit.unit
     return Prediction(pred, se, pred - crit * se, pred + crit * se, pred - half_pi, pred + half_pi)
 
 
@@ -391,7 +427,7 @@ def confint_tau2(fit, *, level=None):
     alpha = 1 - level
     hi_q, lo_q = stats.chi2.isf(alpha / 2, df), stats.chi2.ppf(alpha / 2, df)
     q0 = generalized_q(y, v, X, 0.0)
-    start = max(100.0, 10 * fit.tau2)
+    start = max(100.0, 10 * fit.tau2_u)  # tau^2 in units of fit.unit, as y and v
 
     def limit(target):
         if q0 <= target:
@@ -399,10 +435,10 @@ def confint_tau2(fit, *, level=None):
         return _root_decreasing(lambda t: generalized_q(y, v, X, t) - target, start)
 
     lo, hi = limit(hi_q), limit(lo_q)
-    vt = fit.vt
+    vt, u = typical_within_variance(np.sqrt(v), X), fit.unit  # s^2 in the units of v
     return HeterogeneityCI(
-        tau2=(fit.tau2, lo, hi),
-        tau=(math.sqrt(fit.tau2), math.sqrt(lo), math.sqrt(hi)),
+        tau2=(fit.tau2, in_squared_units(lo, u), in_squared_units(hi, u)),
+        tau=(fit.tau, math.sqrt(lo) * u, math.sqrt(hi) * u),
         I2=(fit.I2, 100 * lo / (vt + lo), 100 * hi / (vt + hi)),
         H2=(fit.H2, lo / vt + 1, hi / vt + 1),
         level=level,
@@ -440,15 +476,21 @@ def fit_stats(fit, *, likelihood=None):
         raise SpecError(f"likelihood must be 'ML' or 'REML', got {likelihood!r}")
     y, v, X, k, p = fit.y, fit.v, fit.X, fit.k, fit.p
     parms = p + (0 if fit.method == "EE" else 1)
+    # y and v are in units of fit.unit: the densities of y in its own units are 1/unit^n of
+    # theirs (n = k, or k - p for the restricted likelihood); the deviance does not change
+    log_unit = math.log(fit.unit)
     if likelihood == "ML":
-        ll = loglik_ml(y, v, X, fit.tau2)
+        ll = loglik_ml(y, v, X, fit.tau2_u)
         saturated = -0.5 * float(np.sum(np.log(2 * math.pi * v)))
         dev = -2 * (ll - saturated) if k > p else 0.0
         n = k
     else:
-        ll = loglik_reml(y, v, X, fit.tau2)
+        ll = loglik_reml(y, v, X, fit.tau2_u)
         dev = -2 * ll
         n = k - p
+    ll -= n * log_unit
+    if likelihood == "REML":
+        dev = -2 * ll
     big = max(n, parms + 2)
     return FitStats(
         loglik=ll,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from hiermodels.numerics.heterogeneity import _prepare
+from hiermodels.numerics.heterogeneity import _prepare_units, in_squared_units
 from hiermodels.numerics.inference import fit_random_effects
 
 __all__ = ["Cumulative", "Influence", "cumulative", "influence"]
@@ -76,20 +76,24 @@ def influence(y, se, X=None, *, method="REML", test="z", level=0.95, btt=None):
     2
     """
     full = fit_random_effects(y, se, X, method=method, test=test, level=level)
-    y, v, X = full.y, full.v, full.X
+    # everything below in the units of the full fit (y, v and the refits alike); only
+    # tau2_del has a unit (unit^2), the other diagnostics are ratios
+    y, v, X, unit = full.y, full.v, full.X, full.unit
     k, p = X.shape
     if k - 1 <= p:
         raise ValueError(f"leaving one of {k} studies out leaves too few to fit {p} coefficients")
     btt = list(range(p)) if btt is None else [int(j) for j in btt]
-    w = 1 / (v + full.tau2)
+    w = 1 / (v + full.tau2_u)
     xwx_inv = np.linalg.inv(X.T @ (X * w[:, None]))
     hat = np.einsum("ij,jk,ik->i", X, xwx_inv, X) * w
-    vb_inv = np.linalg.inv(full.vb[np.ix_(btt, btt)])
-    det_full = np.linalg.det(full.vb[np.ix_(btt, btt)])
+    vb_full = full.vb_u[np.ix_(btt, btt)]
+    vb_inv = np.linalg.inv(vb_full)
+    det_full = np.linalg.det(vb_full)
     out = {name: np.empty(k) for name in ("rstudent", "dffits", "cook_d", "cov_r", "tau2_del")}
     out["QE_del"] = np.empty(k)
     dfbetas = np.empty((k, p))
-    pred_full = X @ full.beta
+    beta_full = full.beta / unit
+    pred_full = X @ beta_full
     for i in range(k):
         keep = np.arange(k) != i
         res = fit_random_effects(
@@ -102,11 +106,12 @@ def influence(y, se, X=None, *, method="REML", test="z", level=0.95, btt=None):
         out["rstudent"][i] = (y[i] - pred) / math.sqrt(res.s2w * (v[i] + res.tau2) + vpred)
         out["dffits"][i] = (pred_full[i] - pred) / math.sqrt(res.s2w * hat[i] * (res.tau2 + v[i]))
         vb_del = np.linalg.inv(X.T @ (X * (1 / (v + res.tau2))[:, None]))
-        dfb = full.beta - res.beta
+        dfb = beta_full - res.beta
         dfbetas[i] = dfb / np.sqrt(res.s2w * np.diag(vb_del))
         dfb = dfb[btt]
         out["cook_d"][i] = dfb @ vb_inv @ dfb
         out["cov_r"][i] = np.linalg.det(res.vb[np.ix_(btt, btt)]) / det_full
+    out["tau2_del"] = in_squared_units(out["tau2_del"], unit)
     m = len(btt)
     flag = (
         (np.abs(out["dffits"]) > 3 * math.sqrt(p / (k - p)))
@@ -158,7 +163,7 @@ def cumulative(y, se, *, order=None, method="REML", test="z", level=0.95):
     >>> [round(float(e), 3) for e in cu.estimate]
     [0.0, 0.5, 1.333]
     """
-    y, v, _ = _prepare(y, se, None)
+    y, v, _, unit = _prepare_units(y, se, None)  # fitted in units of the se, scaled back
     k = y.size
     idx = np.arange(k) if order is None else np.argsort(np.asarray(order), kind="stable")
     if idx.size != k:
@@ -170,4 +175,7 @@ def cumulative(y, se, *, order=None, method="REML", test="z", level=0.95):
         coef = (fit.beta, fit.se, fit.stat, fit.pval, fit.ci_low, fit.ci_high)
         rows.append([c[0] for c in coef] + [fit.QE, fit.QE_p, fit.tau2, fit.I2, fit.H2])
     cols = np.array(rows, dtype=float).T
+    for j in (0, 1, 4, 5):  # estimate, se, ci_low, ci_high
+        cols[j] *= unit
+    cols[8] = in_squared_units(cols[8], unit)  # tau2
     return Cumulative(idx, *cols)

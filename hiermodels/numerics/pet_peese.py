@@ -10,12 +10,13 @@ heterogeneous or few, not a corrected estimate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from scipy import stats
 
 from hiermodels.errors import SpecError
 from hiermodels.numerics.bias import _CAVEAT, WLSLine, _arrays, _few, _p, _wls
+from hiermodels.numerics.heterogeneity import scaled_se
 
 __all__ = ["PetPeese", "pet_peese"]
 
@@ -83,6 +84,16 @@ class PetPeese:
         return pet + rule + _few(self.k) + caveat
 
 
+def _rescaled(line, unit, slope_unit):
+    return replace(
+        line,
+        intercept=line.intercept * unit,
+        intercept_se=line.intercept_se * unit,
+        slope=line.slope * slope_unit,
+        slope_se=line.slope_se * slope_unit,
+    )
+
+
 def pet_peese(y, se, *, direction=None, alpha=0.05, level=0.95):
     """PET-PEESE (Stanley & Doucouliagos 2014, Res. Synth. Methods 5:60-78).
 
@@ -110,9 +121,13 @@ def pet_peese(y, se, *, direction=None, alpha=0.05, level=0.95):
     if direction not in (None, "positive", "negative"):
         raise SpecError(f"direction must be 'positive', 'negative' or None, got {direction!r}")
     y, se = _arrays(y, se)
+    # fitted in the units of the fits (scaled_se), so se^2 and 1/se^2 stay representable;
+    # the intercepts scale back by the unit, PEESE's slope (y per se^2) by 1/unit
+    se, unit = scaled_se(se)
+    y = y / unit
     w = 1 / se**2
-    pet = _wls(y, se, w, level)
-    peese = _wls(y, se**2, w, level)
+    pet = _rescaled(_wls(y, se, w, level), unit, 1.0)
+    peese = _rescaled(_wls(y, se**2, w, level), unit, 1 / unit)
     if direction is None:
         direction = "negative" if pet.intercept < 0 else "positive"
     t = pet.t if direction == "positive" else -pet.t

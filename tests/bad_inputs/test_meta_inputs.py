@@ -164,26 +164,30 @@ CASES = [
         hm.DataError,
         ("'se'", "rows 2, 4", "positive"),
     ),
+    # se of 1e-200 or 1e200 (once refused: "below 1e-150", "units") are now computed in
+    # rescaled units, or as the limit of a study with vanishing or infinite variance; see
+    # test_extreme_se_once_refused_now_fit and tests/test_meta_extremes.py. Still impossible:
+    # an infinite se (no information; drop the row) and a spread no double holds.
     Case(
-        "se_underflows",
-        lambda: studies(se=[0.2, 0.15, 1e-200, 0.25, 0.1, 0.2]),
+        "se_infinite",
+        lambda: studies(se=[0.2, 0.15, 0.3, np.inf, 0.1, 0.2]),
         meta(),
         hm.DataError,
-        ("'se'", "row 2", "below 1e-150", "units"),
-    ),
-    Case(
-        "se_overflows",
-        lambda: studies(se=[0.2, 0.15, 0.3, 1e200, 0.1, 0.2]),
-        meta(),
-        hm.DataError,
-        ("'se'", "row 3", "above 1e+150", "units"),
+        ("'se'", "row 3", "infinite"),
     ),
     Case(
         "se_range_too_wide",
-        lambda: studies(se=[1e-100, 0.15, 0.3, 1e100, 0.1, 0.2]),
+        lambda: studies(se=[1e-200, 0.15, 0.3, 1e200, 0.1, 0.2]),
         meta(),
         hm.DataError,
-        ("'se'", "row 0", "row 3", "drop"),
+        ("'se'", "row 0", "row 3", "1e+302", "drop"),
+    ),
+    Case(
+        "levels_se_underflows",
+        lambda: clustered(v=[0.04, 0.02, 1e-320, 0.06, 0.01, 0.04, 0.05, 0.03]),
+        lambda df: hm.meta_analysis(df, estimate="y", vi="v", levels=["district", "school"]),
+        hm.DataError,
+        ("'v'", "row 2", "multilevel", "below 1e-150", "units"),
     ),
     Case(
         "column_missing",
@@ -670,3 +674,19 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input(case, bad_input):
     bad_input(case)
+
+
+@pytest.mark.parametrize(
+    "se",
+    [
+        [0.2, 0.15, 1e-200, 0.25, 0.1, 0.2],  # the rows that expected "below 1e-150"
+        [0.2, 0.15, 0.3, 1e200, 0.1, 0.2],  # ... "above 1e+150"
+        [1e-100, 0.15, 0.3, 1e100, 0.1, 0.2],  # ... a spread beyond 1e152
+    ],
+    ids=["se_1e-200", "se_1e200", "se_spread_1e200"],
+)
+def test_extreme_se_once_refused_now_fit(se):
+    # the limit of a study with vanishing (or infinite) sampling variance; the numbers are
+    # checked against brute force in tests/test_meta_extremes.py
+    table = hm.meta_analysis(studies(se=se), estimate="y", se="se").heterogeneity()
+    assert np.isfinite(table[["mu", "ci_low", "ci_high", "I2", "H2", "Q"]].to_numpy()).all()

@@ -177,3 +177,28 @@ def test_refit_and_fit_random_effects_agree(bcg, method):
     a = old(yi, sei)
     pr = predict(fit_random_effects(yi, sei, method=method))
     np.testing.assert_allclose([a.pi_low, a.pi_high], [pr.pi_low[0], pr.pi_high[0]], rtol=1e-14)
+
+
+# not ML: its likelihood at tau^2 = 0 grows like -log se_6 without bound, so for every tiny
+# se_6 metafor's ll0check (kept here) picks tau^2 = 0, where beta's se vanishes with se_6
+@pytest.mark.parametrize("method", ["REML", "DL", "PM", "SJ"])
+def test_meta_regression_with_a_study_of_vanishing_variance_takes_the_limit(bcg_rr, method):
+    """BCG on absolute latitude (metafor's rma(yi, vi, mods = ~ ablat)) with trial 6's se set
+    to 1e-300, a spread of 1e300 over the others (once refused beyond 1e152): the fit takes the
+    limit v_6 -> 0, where its weight at tau^2 > 0 is 1 / tau^2. Brute force: se_6 = 1e-8,
+    1e-12, 1e-16, computed as given, agree with it (they differ from the limit by
+    O(se_6^2 / se_j^2) <= 1e-14). The many-column fit then comes from a row-sorted QR
+    (Powell & Reid 1969), as the normal equations lose every digit at such weights."""
+    yi, vi, X, _ = bcg_rr
+    se = np.sqrt(vi)
+
+    def fit(tiny):
+        s = se.copy()
+        s[5] = tiny
+        f = fit_random_effects(yi, s, X, method=method)
+        return np.r_[f.beta, f.se, f.tau2, f.I2, f.H2, f.QE, f.QM]
+
+    limit = fit(1e-300)
+    assert np.isfinite(limit).all() and limit[4] > 0  # tau^2 > 0
+    for tiny in (1e-8, 1e-12, 1e-16):
+        np.testing.assert_allclose(fit(tiny), limit, rtol=1e-8 if tiny == 1e-8 else 1e-11)

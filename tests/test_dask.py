@@ -1,0 +1,199 @@
+"""A dask DataFrame fitted from its aggregates (hiermodels.lazy, hiermodels.lazy_fit; issue 17).
+
+The sums are compared with the pandas path's (``builders.marginal.sufficient_statistics``,
+the same numbers summed in another order), on a real ``distributed.LocalCluster`` of two
+worker processes, so the partition functions travel to other processes as they would on a
+cluster. Only the last test samples for real.
+"""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+
+import hiermodels as hm  # noqa: E402
+from hiermodels.builders.marginal import marginal_inputs, sufficient_statistics  # noqa: E402
+from hiermodels.errors import ConvergenceWarning, DataError, SpecError  # noqa: E402
+from hiermodels.lazy import RowsNotCollectedError, collect, is_dask_frame  # noqa: E402
+from hiermodels.lazy_fit import _moments, aggregated_inputs  # noqa: E402
+from hiermodels.models import HierarchicalModel  # noqa: E402
+
+KEYWORDS = dict(y="y", group="g", predictors=["x", "u", "z"], varying=["x"])
+
+
+@pytest.fixture(scope="module")
+def client():
+    """Two worker processes, one thread each; closed after the module."""
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c
+
+
+@pytest.fixture(scope="module")
+def frames(seed):
+    """Uneven groups (2 to ~120 rows) in random row order, so most groups are split over
+    several of the 7 partitions; ``u`` is constant within groups (a group-level predictor),
+    ``y`` has a large mean (the centring must not lose digits), ids are 2, 5, 8, ...
+    (numeric order differs from text order)."""
+    rng = np.random.default_rng(seed(17))
+    J = 40
+    sizes = rng.integers(2, 120, J)
+    g = np.repeat(np.arange(J), sizes)
+    rng.shuffle(g)
+    n = len(g)
+    u_group = rng.normal(size=J)
+    x = rng.normal(3.0, 2.0, n)
+    z = rng.normal(size=n)
+    b = rng.multivariate_normal([0, 0], [[0.5, 0.1], [0.1, 0.2]], J)
+    y = 1e4 + 0.5 * x - 0.3 * z + u_group[g] + b[g, 0] + b[g, 1] * x + rng.normal(size=n)
+    df = pd.DataFrame({"y": y, "g": 3 * g + 2, "x": x, "u": u_group[g], "z": z})
+    df.index = pd.RangeIndex(100, 100 + n)
+    return df, dd.from_pandas(df, npartitions=7, sort=False)
+
+
+def _spec_and_data(df, **keywords):
+    model = HierarchicalModel(df, **keywords)
+    return model._spec(), model._prepare()
+
+
+def test_is_dask_frame(frames):
+    df, ddf = frames
+    assert is_dask_frame(ddf) and not is_dask_frame(df)
+
+
+def test_sums_equal_pandas(client, frames):
+    df, ddf = frames
+    spec, (data, _, _) = _spec_and_data(df, **KEYWORDS)
+    lazy = collect(ddf, spec)
+    stats = sufficient_statistics(data)
+    for name in ("XtX", "yty", "ZtZ", "ZtX", "Zty", "shift", "means"):
+        want, got = np.asarray(getattr(stats, name)), np.asarray(lazy.sums[name])
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
+    # X'y0 is zero but for rounding (y0 is a least squares residual): compare on its scale
+    scale = np.sqrt(np.diag(stats.XtX) * stats.yty)
+    np.testing.assert_allclose(lazy.sums["Xty"], stats.Xty, atol=1e-10 * scale.max())
+    f, g = data.factor, lazy.factor
+    assert g.levels == f.levels and g.levels[:3] == ("2", "5", "8")
+    np.testing.assert_array_equal(g.n_obs, f.n_obs)
+    assert g.varying == f.varying and g.group_level == f.group_level == ("u",)
+    np.testing.assert_allclose(g.group_values[:, 0], data.column("u")[f.first_rows])
+    assert lazy.terms == data.terms and len(lazy.y) == len(df)
+
+
+def test_priors_and_marginal_inputs_equal_pandas(client, frames):
+    df, ddf = frames
+    spec, (data, pandas_spec, priors) = _spec_and_data(df, **KEYWORDS)
+    lazy = collect(ddf, spec)
+    lazy_priors = hm.defaults.resolve_priors(_moments(lazy), spec)
+    assert list(lazy_priors) == list(priors)
+    for name, resolved in priors.items():
+        want, got = resolved.prior.pymc_params(), lazy_priors[name].prior.pymc_params()
+        assert type(resolved.prior) is type(lazy_priors[name].prior), name
+        for k in want:
+            np.testing.assert_allclose(got[k], want[k], rtol=1e-12, err_msg=name)
+    want = marginal_inputs(data, pandas_spec, priors)
+    got = aggregated_inputs(lazy, spec, lazy_priors)
+    assert got.layout == want.layout
+    for name in want.values:
+        scale = np.abs(want.values[name]).max()
+        np.testing.assert_allclose(got.values[name], want.values[name], atol=1e-10 * scale)
+
+
+def test_bad_input_gives_the_pandas_errors(client, frames):
+    df, _ = frames
+    cases = [
+        (df.drop(columns="g"), DataError, ["'g'", "not in the data"]),
+        (df.assign(y=df["y"].where(df.index != 105)), DataError, ["'y'", "missing", "105"]),
+        (df.assign(x=np.inf), DataError, ["'x'", "infinite"]),
+        (df.assign(u=1.0), DataError, ["'u'", "constant"]),
+        (df.assign(y=2.0), DataError, ["'y'", "constant"]),
+        (df.assign(g=7), DataError, ["single group"]),
+    ]
+    for bad, error, words in cases:
+        for frame in (bad, dd.from_pandas(bad, npartitions=3)):
+            with pytest.raises(error) as raised:
+                hm.fit_hierarchical(frame, **KEYWORDS, engine="marginal", draws=10, chains=1)
+            message = str(raised.value)
+            assert all(w in message for w in words), (type(frame), message)
+    constant_slope = df.assign(x=df["u"])
+    with pytest.raises(SpecError, match="constant within every 'g' group"):
+        frame = dd.from_pandas(constant_slope, npartitions=3)
+        hm.fit_hierarchical(frame, **KEYWORDS, engine="auto")
+
+
+def test_what_a_dask_frame_cannot_do_is_refused_by_name(client, frames):
+    _, ddf = frames
+    with pytest.raises(SpecError, match="engine='marginal'"):
+        hm.fit_hierarchical(ddf, **KEYWORDS)  # engine="full", the default
+    with pytest.raises(SpecError, match="gaussian"):
+        hm.fit_hierarchical(ddf, **KEYWORDS, family="poisson", engine="auto")
+    with pytest.raises(SpecError, match="columns by name"):
+        hm.fit_hierarchical(ddf, "y ~ x + np.exp(z) + (1 | g)", engine="marginal")
+    with pytest.raises(SpecError, match="dask"):
+        HierarchicalModel(ddf, **KEYWORDS).default_priors()
+
+
+@pytest.fixture
+def mocked_fits(client, frames, mock_pymc_sample):
+    """A dask and a pandas fit with the mocked sampler (prior draws), no shared terms."""
+    df, ddf = frames
+    keywords = dict(y="y", group="g", predictors=["x"], varying=["x"], engine="marginal")
+    sampling = dict(draws=20, chains=2, random_seed=1, sampler="pymc", progressbar=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # 20 prior draws
+        # the mock draws from the prior, which ignores the marginal likelihood's Potential
+        warnings.filterwarnings("ignore", "The effect of Potentials", UserWarning)
+        return (
+            hm.fit_hierarchical(ddf, **keywords, **sampling),
+            hm.fit_hierarchical(df, **keywords, **sampling),
+        )
+
+
+def test_results_from_aggregates(mocked_fits, frames):
+    lazy, full = mocked_fits
+    df, _ = frames
+    assert list(lazy.summary().index) == list(full.summary().index)
+    table = lazy.group_effects()
+    assert len(table) == 2 * 40 and table["n_obs"].sum() == 2 * len(df)
+    want = full.group_effects()
+    # no shared terms: each level's own least squares fit, from sums or from rows
+    for column in ("no_pooling", "n_obs"):
+        np.testing.assert_allclose(table[column], want[column], rtol=1e-8, atol=1e-10)
+    new = df.head(4).assign(g=[2, 5, 10_000, 2])
+    prediction = lazy.predict(new, random_seed=1).summary()
+    assert prediction["new_group"].tolist() == [False, False, True, False]
+    assert np.isfinite(prediction["mean"]).all()
+    assert "rows" in repr(lazy) and "not stored" in lazy.idata.attrs["log_likelihood"]
+    for needs_rows in (lazy.log_likelihood, lazy.ppc, lazy.add_log_likelihood):
+        with pytest.raises(RowsNotCollectedError, match="only per-group sums"):
+            needs_rows()
+    with pytest.raises(RowsNotCollectedError):
+        lazy.save("never-written.nc")
+
+
+@pytest.mark.slow
+def test_dask_fit_matches_pandas_fit(client, frames, seed, sampled_well):
+    """Same seed, same compiled model, sums equal to rounding: the draws are not bitwise
+    equal (NUTS amplifies a last-bit difference in the sums), so the posteriors are compared
+    within Monte Carlo error."""
+    df, ddf = frames
+    keywords = dict(y="y", group="g", predictors=["x", "z"], varying=["x"], engine="marginal")
+    sampling = dict(draws=500, chains=2, random_seed=seed(3), progressbar=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        lazy = hm.fit_hierarchical(ddf, **keywords, **sampling)
+        full = hm.fit_hierarchical(df, **keywords, **sampling)
+    sampled_well(lazy)
+    a, b = lazy.summary(), full.summary()
+    mcse = np.sqrt(a["sd"] ** 2 / a["ess_bulk"] + b["sd"] ** 2 / b["ess_bulk"])
+    assert (np.abs(a["mean"] - b["mean"]) < 5 * mcse).all(), (a["mean"] - b["mean"]) / mcse
+    ga, gb = lazy.group_effects(), full.group_effects()
+    assert np.abs(ga["mean"] - gb["mean"]).max() < 5 * ga["sd"].max() / np.sqrt(100)
