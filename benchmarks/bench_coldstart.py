@@ -16,7 +16,8 @@ from the other users of the machine does not fall on one of them only):
   note when it is not set.
 
 Each child reports its wall time from interpreter start (``process_wall_s`` as the parent
-saw it), import time, fit time, the minimum bulk ESS over the population parameters
+saw it), import time, fit time, which of scipy.stats, matplotlib and arviz_plots the fit
+loaded, the minimum bulk ESS over the population parameters
 (``Intercept, floor, sigma`` and the two group SDs; bambi's ``1|county_sigma`` is our
 ``Intercept|county_sigma``), its peak RSS (``ru_maxrss``) and the load average. Also a
 refit of the same structure with new data in one process (the marginal engine's in-process
@@ -111,6 +112,8 @@ def run_one(label: str) -> dict:
     }
     imported, posterior, names, extra = fits[label]()
     fitted = time.perf_counter() - T0
+    # heavy modules the fit itself loaded (before this function imports ArviZ for the ESS)
+    loaded = [m for m in ("scipy.stats", "matplotlib", "arviz_plots") if m in sys.modules]
     import arviz as az
 
     post = posterior.to_dataset() if hasattr(posterior, "to_dataset") else posterior
@@ -125,6 +128,7 @@ def run_one(label: str) -> dict:
         "min_ess_bulk": round(values[slowest], 1),
         "slowest": slowest,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "heavy_modules_loaded": loaded,
         **extra,
     }
 

@@ -63,7 +63,12 @@ def check_spec(data: GroupedData, spec: HierarchicalSpec) -> None:
         raise SpecError(f"predictor name(s) {clash} clash with model names; rename the column(s)")
 
 
-def resolve_priors(data: GroupedData, spec: HierarchicalSpec) -> dict[str, ResolvedPrior]:
+def resolve_priors(
+    data: GroupedData,
+    spec: HierarchicalSpec,
+    *,
+    scales: tuple[float, float, dict[str, float]] | None = None,
+) -> dict[str, ResolvedPrior]:
     """Every prior the model will use, resolved to numbers.
 
     Data-scaled defaults (in the spirit of rstanarm and bambi), with ``s_x = sd(x)`` for each
@@ -82,11 +87,14 @@ def resolve_priors(data: GroupedData, spec: HierarchicalSpec) -> dict[str, Resol
     - ``{term}|{group}_sigma ~ hyperprior(scale = s_y / s_x)`` (``s_x = 1`` for the intercept),
       for every grouping factor.
 
-    Entries of ``spec.priors`` replace the default of the same name.
+    Entries of ``spec.priors`` replace the default of the same name. ``scales`` are
+    ``(c, s_y, {term: s_x})`` when they come from elsewhere than the rows of ``data`` (the
+    aggregates of a dask DataFrame, :mod:`hiermodels.lazy_fit`); by default
+    :func:`data_scales` of ``data``.
     """
     check_spec(data, spec)
     family = get_family(spec.family)
-    centre, sd_y, sd_x = data_scales(data, family)
+    centre, sd_y, sd_x = data_scales(data, family) if scales is None else scales
     slopes = [t for t in data.terms if t != INTERCEPT]
     out: dict[str, ResolvedPrior] = {}
     link = "" if family.link == "identity" else f"{family.link} "

@@ -108,6 +108,15 @@ class AggregatedData(GroupedData):
 
     sums: dict | None = None
 
+    def scales(self) -> tuple[float, float, dict[str, float]]:
+        """What :func:`hiermodels.defaults.data_scales` gives for the rows, from the sums:
+        ``(mean(y), sd(y), {term: sd(x)})``, ``sd(y)`` with ddof 1 and ``sd(x)`` with ddof 0
+        (1 for the intercept), for the data-scaled priors and the standardizing."""
+        s = self.sums
+        sd_y = s["sd_y"] if s["sd_y"] > 0 else 1.0  # as Family.scale: collect refuses sd 0
+        sd_x = {t: float(v) for t, v in zip(self.terms, s["sd_x"], strict=True)}
+        return float(s["mean_y"]), float(sd_y), sd_x
+
 
 def is_dask_frame(data) -> bool:
     """Whether ``data`` is a dask DataFrame (without importing dask)."""

@@ -13,21 +13,15 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import replace
 
 import numpy as np
 
 from hiermodels.builders.marginal import (
-    SCALARS,
-    VECTORS,
     MarginalInputs,
     SufficientStatistics,
-    _flat_entries,
     build_marginal,
     marginal_inputs,
-    stats_entries,
 )
-from hiermodels.data import GroupedData, GroupFactor
 from hiermodels.defaults import resolve_priors
 from hiermodels.engines.marginal import fit_marginal, marginal_supported
 from hiermodels.errors import PriorWarning, SpecError
@@ -40,51 +34,14 @@ from hiermodels.spec import HierarchicalSpec
 __all__ = ["AggregatedResult", "fit_lazy"]
 
 
-def _moments(data: AggregatedData) -> GroupedData:
-    """Two rows with the mean and SD of ``y`` and the SD of each predictor of ``data``.
-
-    :func:`~hiermodels.defaults.resolve_priors` and the marginal model's standardizing read
-    the data only through ``data_scales`` (``mean(y)``, ``sd(y)`` with ddof 1, ``sd(x)``
-    with ddof 0) and names; two rows ``m -+ s`` give them exactly these numbers without a
-    second copy of their rules.
-    """
-    s = data.sums
-    y = s["mean_y"] + s["sd_y"] / np.sqrt(2.0) * np.array([-1.0, 1.0])
-    X = np.column_stack(
-        [np.ones(2)]
-        + [
-            m + sd * np.array([-1.0, 1.0])
-            for m, sd in zip(s["means"][1:], s["sd_x"][1:], strict=True)
-        ]
-    )
-    f = data.factor
-    factor = GroupFactor(f.name, f.columns, f.levels, np.array([0, 1]), f.varying,
-                         f.group_level, f.correlated)  # fmt: skip
-    return GroupedData(y, data.y_name, X, data.terms, (factor,), (0, 1), data.predictors)
-
-
 def aggregated_inputs(data: AggregatedData, spec, priors) -> MarginalInputs:
-    """:func:`~hiermodels.builders.marginal.marginal_inputs` with the sums of ``data``.
-
-    ``marginal_inputs`` computes the sums from rows; here it runs on :func:`_moments` (for
-    the priors' numbers, the structure and the layout) and its sums are replaced by the
-    collected ones, entry by entry at the positions its layout names.
-    """
+    """:func:`~hiermodels.builders.marginal.marginal_inputs` from the collected sums and
+    scales of ``data`` (its rows are not read)."""
     s = data.sums
     stats = SufficientStatistics(
         **{k: s[k] for k in ("n_obs", "XtX", "Xty", "yty", "ZtZ", "ZtX", "Zty", "shift", "means")}
     )
-    inputs = marginal_inputs(_moments(data), spec, priors)
-    entries = _flat_entries(stats_entries(stats))
-    values = {}
-    for (name, rows), layout in zip(inputs.values.items(), inputs.layout, strict=True):
-        rows = np.array(rows, copy=True)
-        for i, key in enumerate(layout):
-            if key in entries:
-                rows[i] = entries[key]
-        values[name] = rows
-    assert set(values) == {SCALARS, VECTORS}
-    return replace(inputs, values=values, stats=stats)
+    return marginal_inputs(data, spec, priors, stats=stats, scales=data.scales())
 
 
 def fit_lazy(
@@ -112,7 +69,7 @@ def fit_lazy(
     clock = time.perf_counter()
     data = collect(ddf, spec)
     collect_s = time.perf_counter() - clock
-    priors = resolve_priors(_moments(data), spec)
+    priors = resolve_priors(data, spec, scales=data.scales())
     for f, t in data.effects:
         message = priors[sigma_name(t, f.name)].prior.warning(f.n_groups)
         if message:

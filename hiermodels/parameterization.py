@@ -57,7 +57,6 @@ import pandas as pd
 from hiermodels.data import GroupedData, GroupFactor
 from hiermodels.families import get_family
 from hiermodels.names import INTERCEPT, effect_name
-from hiermodels.numerics.pooling import no_pooling_by_group, no_pooling_fit, no_pooling_glm
 from hiermodels.spec import HierarchicalSpec
 
 __all__ = ["THRESHOLD", "Choice", "choices_frame", "choose", "information_ratios"]
@@ -106,6 +105,10 @@ def _shared_columns(data: GroupedData, f: GroupFactor) -> np.ndarray:
 def _group_estimates(data: GroupedData, spec: HierarchicalSpec, f: GroupFactor):
     """Each group's own estimate of the factor's varying terms and its standard error,
     (n_groups, q) each (see the module docstring, step 1)."""
+    # imported here: numerics.pooling imports scipy.stats (~0.9 s), which a marginal fit,
+    # that makes no choice, does not need (docs/performance.md)
+    from hiermodels.numerics.pooling import no_pooling_by_group, no_pooling_fit, no_pooling_glm
+
     Z = np.column_stack([data.column(t) for t in f.varying])
     link = get_family(spec.family).link
     if link == "identity":

@@ -22,9 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import numpy as np
-from scipy import stats
 
 from hiermodels.errors import SpecError
+
+# scipy.stats is imported inside the logpdf methods that use it: importing it takes ~0.9 s,
+# and fitting never needs it (docs/performance.md)
 
 __all__ = [
     "LKJ",
@@ -122,6 +124,8 @@ class Normal(Prior):
     real_line = True  # support: the builders may sample it standardized
 
     def logpdf(self, x):
+        from scipy import stats
+
         return stats.norm.logpdf(x, self.mu, self.sigma)
 
     def sample(self, n, rng=None):
@@ -137,6 +141,8 @@ class HalfNormal(Prior):
     vectorizable = True
 
     def logpdf(self, x):
+        from scipy import stats
+
         return stats.halfnorm.logpdf(x, scale=self.sigma)
 
     def sample(self, n, rng=None):
@@ -152,6 +158,8 @@ class HalfCauchy(Prior):
     vectorizable = True
 
     def logpdf(self, x):
+        from scipy import stats
+
         return stats.halfcauchy.logpdf(x, scale=self.beta)
 
     def sample(self, n, rng=None):
@@ -168,6 +176,8 @@ class HalfStudentT(Prior):
     vectorizable = True
 
     def logpdf(self, x):
+        from scipy import stats
+
         return np.where(
             np.asarray(x) >= 0, np.log(2.0) + stats.t.logpdf(x, self.nu, scale=self.sigma), -np.inf
         )
@@ -195,6 +205,8 @@ class Exponential(Prior):
         return f"Exponential(scale={self.scale:.4g})"
 
     def logpdf(self, x):
+        from scipy import stats
+
         return stats.expon.logpdf(x, scale=self.scale)
 
     def sample(self, n, rng=None):
@@ -211,6 +223,8 @@ class Gamma(Prior):
     _pymc_name = "Gamma"
 
     def logpdf(self, x):
+        from scipy import stats
+
         return stats.gamma.logpdf(x, self.alpha, scale=1 / self.beta)
 
     def sample(self, n, rng=None):
@@ -235,6 +249,8 @@ class LogNormal(Prior):
         return cls(mu / 2.0, sigma / 2.0)
 
     def logpdf(self, x):
+        from scipy import stats
+
         return stats.lognorm.logpdf(x, s=self.sigma, scale=np.exp(self.mu))
 
     def sample(self, n, rng=None):
@@ -259,6 +275,8 @@ class InverseGamma(Prior):
         return pm.Deterministic(name, pt.sqrt(variance), **kwargs)
 
     def logpdf(self, x):
+        from scipy import stats
+
         x = np.asarray(x, dtype=float)
         with np.errstate(divide="ignore"):
             # change of variables v = x^2: p(x) = p_v(x^2) * 2x
@@ -471,6 +489,8 @@ class StudentT(Prior):
     real_line = True  # support: the builders may sample it standardized
 
     def logpdf(self, x):
+        from scipy import stats
+
         return stats.t.logpdf(x, self.nu, loc=self.mu, scale=self.sigma)
 
     def sample(self, n, rng=None):

@@ -238,6 +238,33 @@ def test_mcmc_refits_compile_the_model_once(engine, seed):
     _check_sane(cal, 8)
 
 
+@pytest.mark.slow
+def test_marginal_refits_of_nested_factors_compile_the_model_once(seed):
+    # the marginal engine's nested sums (builders.marginal_nested), refitted through
+    # fit_marginal(scales=) like one factor
+    from hiermodels.engines import compiled
+
+    rng = np.random.default_rng(seed(25))
+    school = np.repeat(np.arange(4), 9)
+    df = pd.DataFrame(
+        {
+            "y": rng.normal(size=school.size),
+            "school": school,
+            "cls": np.tile(np.repeat(np.arange(3), 3), 4),  # labels repeat across schools
+        }
+    )
+    model = hm.HierarchicalModel(df, "y ~ 1 + (1 | school/cls)")
+    compiled.clear_cache()
+    before = compiled.compile_count()
+    kw = {"draws": 150, "tune": 200, "chains": 2, "random_seed": seed(26)}
+    cal = hm.calibrate(model, 6, engine="marginal", **kw)
+    assert compiled.compile_count() - before == 1
+    assert cal.engine == "marginal"
+    population = ["Intercept", "sigma", "Intercept|school_sigma", "Intercept|school:cls_sigma"]
+    assert list(cal.ranks.columns[:4]) == population
+    _check_sane(cal, 6)
+
+
 @pytest.mark.filterwarnings("ignore::hiermodels.ConvergenceWarning")  # mocked draws
 def test_marginal_engine_where_it_does_not_apply_is_refused(mock_pymc_sample):
     df = _small_design(1).assign(k=lambda d: (d["y"] > 0).astype(int))
@@ -254,3 +281,49 @@ def test_mcmc_refits_in_processes_give_the_same_ranks(seed):
     one = hm.calibrate(model, 6, **kw)
     two = hm.calibrate(model, 6, n_jobs=2, **kw)
     pd.testing.assert_frame_equal(one.ranks, two.ranks)
+
+
+# -- refits on a dask cluster ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """Two worker processes, one thread each (as calibrate's docstring asks)."""
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
+
+
+def test_a_dask_cluster_gives_the_same_ranks(schools_meta, dask_client, seed):
+    one = hm.calibrate(schools_meta, 30, random_seed=seed(9))
+    on_cluster = hm.calibrate(schools_meta, 30, random_seed=seed(9), client=dask_client)
+    pd.testing.assert_frame_equal(one.ranks, on_cluster.ranks)
+    pd.testing.assert_frame_equal(one.truth, on_cluster.truth)
+    assert len(on_cluster.refit_seconds) == 30
+
+
+def test_a_client_that_is_not_one_is_refused(schools_meta):
+    with pytest.raises(hm.SpecError, match=r"distributed\.Client"):
+        hm.calibrate(schools_meta, 5, client="tcp://localhost:8786")
+
+
+@pytest.mark.slow
+def test_mcmc_refits_on_a_dask_cluster_compile_once_per_worker(dask_client, seed):
+    from hiermodels.engines import compiled
+
+    model = hm.HierarchicalModel(_small_design(seed(23)), "y ~ 1 + (1 | g)")
+    kw = {"draws": 100, "tune": 150, "chains": 2, "random_seed": seed(24)}
+    dask_client.run(compiled.clear_cache)
+    before = dask_client.run(compiled.compile_count)
+    one = hm.calibrate(model, 6, **kw)
+    on_cluster = hm.calibrate(model, 6, client=dask_client, **kw)
+    # the seeds, not the worker a refit ran on, decide the draws
+    pd.testing.assert_frame_equal(one.ranks, on_cluster.ranks)
+    after = dask_client.run(compiled.compile_count)
+    compiles = [after[w] - before[w] for w in after]
+    assert all(c <= 1 for c in compiles) and 1 <= sum(compiles) <= 2, compiles

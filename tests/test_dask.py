@@ -18,8 +18,9 @@ distributed = pytest.importorskip("distributed")
 import hiermodels as hm  # noqa: E402
 from hiermodels.builders.marginal import marginal_inputs, sufficient_statistics  # noqa: E402
 from hiermodels.errors import ConvergenceWarning, DataError, SpecError  # noqa: E402
+from hiermodels.families import get_family  # noqa: E402
 from hiermodels.lazy import RowsNotCollectedError, collect, is_dask_frame  # noqa: E402
-from hiermodels.lazy_fit import _moments, aggregated_inputs  # noqa: E402
+from hiermodels.lazy_fit import aggregated_inputs  # noqa: E402
 from hiermodels.models import HierarchicalModel  # noqa: E402
 
 KEYWORDS = dict(y="y", group="g", predictors=["x", "u", "z"], varying=["x"])
@@ -92,7 +93,13 @@ def test_priors_and_marginal_inputs_equal_pandas(client, frames):
     df, ddf = frames
     spec, (data, pandas_spec, priors) = _spec_and_data(df, **KEYWORDS)
     lazy = collect(ddf, spec)
-    lazy_priors = hm.defaults.resolve_priors(_moments(lazy), spec)
+    # the scales the data-scaled priors and the standardizing read, from the sums alone
+    centre, sd_y, sd_x = hm.defaults.data_scales(data, get_family("gaussian"))
+    got_centre, got_sd_y, got_sd_x = lazy.scales()
+    np.testing.assert_allclose([got_centre, got_sd_y], [centre, sd_y], rtol=1e-12)
+    assert list(got_sd_x) == list(sd_x)
+    np.testing.assert_allclose(list(got_sd_x.values()), list(sd_x.values()), rtol=1e-12)
+    lazy_priors = hm.defaults.resolve_priors(lazy, spec, scales=lazy.scales())
     assert list(lazy_priors) == list(priors)
     for name, resolved in priors.items():
         want, got = resolved.prior.pymc_params(), lazy_priors[name].prior.pymc_params()

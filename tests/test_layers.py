@@ -114,6 +114,7 @@ FLOW = [
     "pooling.rows",
     "pooling.api",
     "comparison",
+    "calibration_tasks",  # hm.calibrate's refits and where they run
     "calibration",
     "cli",
     "",  # the package root

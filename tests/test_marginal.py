@@ -317,6 +317,27 @@ def test_new_data_of_the_same_structure_has_the_same_key():
     assert a.key != c.key  # another number of groups: other shapes
 
 
+def test_fixed_scales_keep_the_graph_of_other_data():
+    """Priors fixed as numbers (as hm.calibrate keeps the user's data's): the standardizing
+    of other data changes the graph, unless it is given as ``scales=``; the sums are still
+    the new data's."""
+    from hiermodels.defaults import data_scales
+    from hiermodels.families import get_family
+
+    priors = {"Intercept": hm.priors.Normal(0, 100), "x": hm.priors.Normal(0, 10)}
+    data, spec, fixed = _prepare(_tiny(10, n_per=(3, 4)), "y ~ x + (1 | g)", priors=priors)
+    other = _tiny(11, n_per=(5, 2)).assign(y=lambda d: 3 * d["y"] - 40)
+    new, _, _ = _prepare(other, "y ~ x + (1 | g)", priors=priors)
+    scales = data_scales(data, get_family("gaussian"))
+    a = marginal_inputs(data, spec, fixed)
+    assert marginal_inputs(new, spec, fixed).key != a.key
+    b = marginal_inputs(new, spec, fixed, scales=scales)
+    assert b.key == a.key and b.standardize == a.standardize
+    np.testing.assert_allclose(b.stats.yty, sufficient_statistics(new).yty)
+    with pytest.raises(SpecError, match="inputs= or scales="):
+        fit_marginal(new, spec, fixed, inputs=b, scales=scales)
+
+
 # -- real MCMC ---------------------------------------------------------------------------------
 def _population(idata, data):
     post = idata["posterior"]

@@ -336,10 +336,12 @@ def _baked(prior: Prior) -> bool:
     return type(prior).create is not Prior.create
 
 
-def _standardizing(data: GroupedData, spec: HierarchicalSpec) -> dict[str, tuple[float, float]]:
+def _standardizing(data: GroupedData, spec: HierarchicalSpec, scales=None) -> dict[str, tuple]:
     """(loc, scale) of each population coefficient's standardized transform, as
-    ``builders.hierarchical._population`` chooses them."""
-    centre, sd_y, sd_x = data_scales(data, get_family(spec.family))
+    ``builders.hierarchical._population`` chooses them (``scales``: see marginal_inputs)."""
+    if scales is None:
+        scales = data_scales(data, get_family(spec.family))
+    centre, sd_y, sd_x = scales
     sd_y = sd_y if np.isfinite(sd_y) and sd_y > 0 else 1.0
     slopes = [t for t in data.terms if t != INTERCEPT]
     out = {t: (0.0, sd_y / sd_x[t]) for t in slopes}
@@ -362,13 +364,19 @@ def marginal_inputs(
     *,
     covariance: str = "separate",
     stats=None,
+    scales: tuple[float, float, dict[str, float]] | None = None,
 ) -> MarginalInputs:
     """The sufficient statistics and every data-derived number of the marginal model.
 
     ``stats`` are the sums the likelihood reads: by default :func:`sufficient_statistics`
     of the one grouping factor; for nested factors
     :func:`hiermodels.builders.marginal_nested.nested_statistics` (any object with
-    ``entries()``, ``loglik(...)`` and ``structure``).
+    ``entries()``, ``loglik(...)`` and ``structure``). ``scales`` are the ``(centre, sd_y,
+    sd_x)`` the population coefficients are sampled standardized by, by default
+    ``data_scales(data, ...)``: other data's (``hm.calibrate`` keeps the user's data's, so
+    that every simulated data set has one graph) or the aggregates of rows not at hand
+    (:mod:`hiermodels.lazy_fit`). With both given, only the names and factors of ``data``
+    are read, not its rows.
 
     ``covariance`` says how correlated terms' SDs and correlations are sampled (the same
     prior either way): ``"separate"``, each SD on its own and the correlations by
@@ -394,7 +402,7 @@ def marginal_inputs(
         for k, v in params.items():
             entries[_data_name("prior", name, k)] = np.asarray(v, dtype=float)
     standardize = {}
-    for name, (loc, scale) in _standardizing(data, spec).items():
+    for name, (loc, scale) in _standardizing(data, spec, scales).items():
         prior = priors[INTERCEPT if name == INTERCEPT_AT_MEANS else name].prior
         if getattr(prior, "real_line", False) and np.isfinite(scale) and scale > 0:
             standardize[name] = _standardize_rule(prior, loc, scale)

@@ -71,7 +71,7 @@ def compiled_model(
         compiled = compiled.with_data(**values)
         if key in _starts:
             # start where a model compiled for these data starts: the same draws for a seed
-            start = diskcache._jittered(_starts[key]())
+            start = diskcache.jittered_start(_starts[key]())
             compiled = dataclasses.replace(compiled, initial_point_func=start)
         if coords:
             compiled = _relabel(model, compiled, coords)

@@ -37,7 +37,15 @@ from pathlib import Path
 import numpy as np
 import pymc as pm
 
-__all__ = ["ENV_DIR", "cache_dir", "clear", "compile_pymc_model", "fingerprint", "last_outcome"]
+__all__ = [
+    "ENV_DIR",
+    "cache_dir",
+    "clear",
+    "compile_pymc_model",
+    "fingerprint",
+    "jittered_start",
+    "last_outcome",
+]
 
 ENV_DIR = "HIERMODELS_CACHE_DIR"
 FORMAT = 1  # bump when the generated source or the metadata change
@@ -326,10 +334,31 @@ def _support_point(model: pm.Model, names) -> list[float]:
     return np.concatenate([np.ravel(point[name]) for name in names]).astype(float).tolist()
 
 
-def _jittered(support_point: list[float]) -> Callable:
-    """nutpie's initial points: the support point plus U(-1, 1) jitter on every coordinate
-    (what ``compile_pymc_model`` asks of PyMC), from a generator seeded per chain; a stored
-    and a fresh entry start a seed's chains at the same points."""
+def jittered_start(support_point: list[float]) -> Callable:
+    """nutpie's ``initial_point_func`` for a model whose support point is ``support_point``.
+
+    The support point plus U(-1, 1) jitter on every coordinate (what nutpie's
+    ``compile_pymc_model`` asks of PyMC), from a generator seeded per chain, so that a stored
+    and a fresh entry start a seed's chains at the same points. Also for a compiled model
+    given new data (:mod:`hiermodels.engines.compiled`): its support point moves with them.
+
+    Parameters
+    ----------
+    support_point : list of float
+        The free variables' support point on the unconstrained space, flattened in nutpie's
+        order.
+
+    Returns
+    -------
+    callable
+        ``initial_point(seed=None) -> numpy.ndarray``.
+
+    Examples
+    --------
+    >>> start = jittered_start([0.0, 10.0])
+    >>> bool(((start(1) - [0.0, 10.0]) ** 2 <= 1).all()), bool((start(1) == start(1)).all())
+    (True, True)
+    """
     point = np.asarray(support_point, dtype=float)
 
     def initial_point(seed=None) -> np.ndarray:
@@ -386,7 +415,7 @@ def _assemble(model, meta, shared, logp_cb, expand_cb, logp_fn=None, expand_fn=N
         _shapes={name: tuple(shape) for name, shape in zip(names, shapes, strict=True)},
         compiled_logp_func=logp_cb,
         compiled_expand_func=expand_cb,
-        initial_point_func=_jittered(meta["support_point"]),
+        initial_point_func=jittered_start(meta["support_point"]),
         shared_data=shared_data,
         shared_var_keys=shared_var_keys,
         user_data=user_data,

@@ -101,6 +101,7 @@ def fit_marginal(
     options: SamplingOptions | None = None,
     *,
     inputs: MarginalInputs | None = None,
+    scales: tuple[float, float, dict[str, float]] | None = None,
 ) -> tuple[xr.DataTree, tuple[str, ...]]:
     """Sample the marginal model, then draw the group effects exactly.
 
@@ -117,6 +118,12 @@ def fit_marginal(
         The sums and data-derived numbers, when they come from elsewhere than the rows of
         ``data`` (a dask DataFrame's aggregates, :mod:`hiermodels.lazy_fit`); by default
         :func:`~hiermodels.builders.marginal.marginal_inputs` of ``data``.
+    scales : tuple, optional
+        The ``(centre, sd_y, sd_x)`` the population coefficients are sampled standardized by
+        (``marginal_inputs(scales=)``), by default ``data``'s own. The standardizing changes
+        what NUTS sees, not the model; fixed scales keep one graph, and so one compiled
+        model, for every data set of a structure (``hm.calibrate`` refits each simulated
+        data set with the user's data's). Not with ``inputs``, which hold their own.
 
     Returns
     -------
@@ -130,16 +137,21 @@ def fit_marginal(
     Raises
     ------
     SpecError
-        When :func:`marginal_supported` says no.
+        When :func:`marginal_supported` says no, or both ``inputs`` and ``scales`` are given.
     """
     supported, reason = marginal_supported(data, spec)
     if not supported:
         raise SpecError(f"engine='marginal' cannot fit this model: {reason}; use engine='full'")
+    if inputs is not None and scales is not None:
+        raise SpecError(
+            "give fit_marginal either inputs= or scales=, not both: inputs hold their own "
+            "standardizing (pass scales to marginal_inputs instead)"
+        )
     options = sampling_options(options)
     sampler_seed, rng = _seeds(options.random_seed)
     clock = time.perf_counter()
     if inputs is None:
-        inputs = marginal_inputs(data, spec, priors, stats=_statistics(data))
+        inputs = marginal_inputs(data, spec, priors, stats=_statistics(data), scales=scales)
     timings = {"statistics_s": time.perf_counter() - clock}
     clock = time.perf_counter()
     if resolve_sampler(options.sampler) == "nutpie":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import chain
+
 import numpy as np
 import pandas as pd
 
@@ -50,11 +52,16 @@ def linear_predictor_draws(posterior, data: GroupedData, X, deviations, offset=N
     the deviation of each row's level for each (factor, varying term) pair of
     ``data.effects``. Shared by fitted rows and predictions.
     """
-    eta = 0.0 if offset is None else offset
-    for k, t in enumerate(data.terms):
-        eta = eta + np.asarray(posterior[t])[..., None] * X[:, k]
-    for e, (_, t) in enumerate(data.effects):
-        eta = eta + deviations[..., e] * X[:, data.terms.index(t)]
+    products = chain(
+        (np.asarray(posterior[t])[..., None] * X[:, k] for k, t in enumerate(data.terms)),
+        (deviations[..., e] * X[:, data.terms.index(t)] for e, (_, t) in enumerate(data.effects)),
+    )  # one at a time
+    eta, owned = (0.0 if offset is None else offset), False
+    for product in products:
+        if owned and eta.shape == product.shape:
+            eta += product  # the same sum without a temporary of draws x rows values
+        else:
+            eta, owned = eta + product, True
     return eta
 
 

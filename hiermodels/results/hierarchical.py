@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,13 +16,6 @@ from hiermodels.defaults import ResolvedPrior
 from hiermodels.errors import SpecError
 from hiermodels.families import Family, get_family
 from hiermodels.names import INTERCEPT, corr_name, effect_name, sigma_name
-from hiermodels.numerics.pooling import (
-    no_pooling_by_group,
-    no_pooling_fit,
-    no_pooling_glm,
-    pooling_factor,
-    shrinkage_ratio,
-)
 from hiermodels.results import fitfile, prediction
 from hiermodels.results import idata as groups
 from hiermodels.results.draws import interval_columns, linear_predictor_draws, summarize_draws
@@ -43,7 +37,9 @@ class HierarchicalResult:
     idata : xarray.DataTree
         Posterior draws and sampler statistics (ArviZ 1.x).
     model : pymc.Model
-        The model that was sampled.
+        The model that was sampled; after ``engine="marginal"`` the full model with every
+        group effect, built on first use (the constructor takes the model or a function of
+        no arguments that builds it).
     data, spec, priors
         The encoded data, the specification and every prior used.
     diagnostics : list of str
@@ -51,11 +47,18 @@ class HierarchicalResult:
     """
 
     idata: xr.DataTree
-    model: pm.Model
+    _model: pm.Model | Callable[[], pm.Model]
     data: GroupedData
     spec: HierarchicalSpec
     priors: dict[str, ResolvedPrior]
     diagnostics: tuple[str, ...] = ()
+
+    @property
+    def model(self) -> pm.Model:
+        """The PyMC model (see the class docstring); built once when given as a function."""
+        if not isinstance(self._model, pm.Model):
+            object.__setattr__(self, "_model", self._model())  # frozen: a one-time cache
+        return self._model
 
     @property
     def parameterization(self) -> pd.DataFrame:
@@ -189,6 +192,9 @@ class HierarchicalResult:
         identify its coefficient (a county whose houses all have the same floor has no floor
         slope; a group with all-zero outcomes has no logit or log intercept).
         """
+        # imported here, as in hiermodels.parameterization: it imports scipy.stats (~0.9 s)
+        from hiermodels.numerics.pooling import no_pooling_by_group, no_pooling_fit, no_pooling_glm
+
         d, f = self.data, self._factor(group)
         if len(d.factors) > 1:
             nan = np.full((f.n_groups, len(f.varying)), np.nan)
@@ -239,6 +245,8 @@ class HierarchicalResult:
         far the estimate actually moved, as a fraction of its gap to the population value;
         NaN where that gap is under one standard error and the ratio would be noise).
         """
+        from hiermodels.numerics.pooling import pooling_factor, shrinkage_ratio
+
         frames = []
         for f in self.data.factors:
             coef, target = self.group_coefficient_draws(f.name)

@@ -137,3 +137,14 @@ def test_a_damaged_entry_is_compiled_again(tmp_path, seed, damage):
 
 def diskcache_files(root, suffix):
     return sorted(root.rglob(f"*.{suffix}"))
+
+
+def test_jittered_start_is_the_support_point_plus_seeded_uniform_jitter():
+    # nutpie's compile_pymc_model jitters every coordinate by U(-1, 1), seeded per chain
+    point = [0.5, -3.0, 100.0]
+    start = diskcache.jittered_start(point)
+    draws = np.array([start(seed) for seed in range(200)]) - point
+    assert np.all(np.abs(draws) <= 1.0)
+    assert abs(draws.mean()) < 0.1 and draws.std() == pytest.approx(1 / np.sqrt(3), abs=0.05)
+    np.testing.assert_array_equal(start(7), diskcache.jittered_start(point)(7))
+    assert not np.array_equal(start(7), start(8))
