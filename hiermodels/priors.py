@@ -9,7 +9,7 @@ Examples
 --------
 >>> import hiermodels as hm
 >>> hm.priors.resolve_hyperprior("half_cauchy", scale=2.0)
-HalfCauchy(beta=2.0)
+HalfCauchy(beta=2)
 >>> hm.priors.resolve_hyperprior(hm.priors.HalfNormal(5), scale=2.0)  # explicit prior wins
 HalfNormal(sigma=5)
 >>> sorted(hm.priors.PRESETS)[:3]

@@ -45,6 +45,7 @@ __all__ = [
     "fingerprint",
     "jittered_start",
     "last_outcome",
+    "load_nutpie",
 ]
 
 ENV_DIR = "HIERMODELS_CACHE_DIR"
@@ -288,6 +289,44 @@ def _callbacks(directory: Path, key: str, meta: dict, record, inner_logp, inner_
 
 
 # -- compile or load ----------------------------------------------------------------------------
+def load_nutpie():
+    """``import nutpie`` without importing all of ArviZ (~1 s with matplotlib and scipy.stats
+    in a fresh process, docs/performance.md).
+
+    nutpie's ``sample`` module runs ``import arviz`` and uses only ``from_dict`` and
+    ``dict_to_dataset``, which ArviZ re-exports from ``arviz_base`` (already loaded by PyMC).
+    While nutpie is imported, a stand-in module with those two (the same objects) answers for
+    ``arviz``; any other name asked of it imports the real ArviZ then. The stand-in is taken
+    out of ``sys.modules`` afterwards, so ``import arviz`` elsewhere gets the real package.
+    """
+    if "nutpie" in sys.modules or "arviz" in sys.modules:
+        import nutpie
+
+        return nutpie
+    import importlib
+    import types
+
+    import arviz_base
+
+    stand_in = types.ModuleType("arviz", "stand-in for ArviZ while nutpie is imported")
+    stand_in.from_dict = arviz_base.from_dict
+    stand_in.dict_to_dataset = arviz_base.dict_to_dataset
+
+    def real(name):
+        if sys.modules.get("arviz") is stand_in:
+            del sys.modules["arviz"]
+        return getattr(importlib.import_module("arviz"), name)
+
+    stand_in.__getattr__ = real
+    sys.modules["arviz"] = stand_in
+    try:
+        import nutpie
+    finally:
+        if sys.modules.get("arviz") is stand_in:
+            del sys.modules["arviz"]
+    return nutpie
+
+
 def compile_pymc_model(model: pm.Model):
     """``nutpie.compile_pymc_model(model)``, with the numba callbacks cached on disk.
 
@@ -296,8 +335,7 @@ def compile_pymc_model(model: pm.Model):
     the cache is off or the graph cannot be cached, it is nutpie's own compilation.
     """
     global _outcome
-    import nutpie
-
+    nutpie = load_nutpie()
     directory = cache_dir()
     found = fingerprint(model) if directory is not None else None
     if found is None:

@@ -189,7 +189,9 @@ def _seeds(random_seed) -> tuple[int, np.random.Generator]:
 
 
 def _sample_nutpie(data, spec, priors, inputs: MarginalInputs, options, seed):
-    import nutpie
+    from hiermodels.engines.diskcache import load_nutpie
+
+    nutpie = load_nutpie()
 
     model, compiled = compiled_model(
         inputs.key, lambda: build_marginal(data, spec, priors, inputs), inputs.values

@@ -109,8 +109,11 @@ def _sample_compiled(model: pm.Model, reuse, kwargs: dict) -> xr.DataTree:
     kept in the process: the same seed (the first of ``pm.sample``'s per-chain seeds), the
     same tuning default and floor (nuts-rs needs ``tune >= 1``), the same groups after
     (``patch_nutpie_idata``: constant and observed data, timing attributes)."""
-    import nutpie
     from pymc.util import _get_seeds_per_chain
+
+    from hiermodels.engines.diskcache import load_nutpie
+
+    nutpie = load_nutpie()
 
     model, compiled = compiled_model(reuse.key, lambda: model, reuse.values, reuse.coords)
     kwargs = dict(kwargs)

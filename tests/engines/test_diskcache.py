@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pymc as pm
@@ -148,3 +149,28 @@ def test_jittered_start_is_the_support_point_plus_seeded_uniform_jitter():
     assert abs(draws.mean()) < 0.1 and draws.std() == pytest.approx(1 / np.sqrt(3), abs=0.05)
     np.testing.assert_array_equal(start(7), diskcache.jittered_start(point)(7))
     assert not np.array_equal(start(7), start(8))
+
+
+def test_nutpie_loads_without_arviz_and_arviz_stays_real():
+    # nutpie's `import arviz` costs ~1 s (matplotlib, scipy.stats) in a fresh process; it is
+    # answered by a stand-in with the two functions nutpie uses, which must not leak
+    code = textwrap.dedent(
+        """
+        import sys
+        import arviz_base
+        from hiermodels.engines.diskcache import load_nutpie
+        nutpie = load_nutpie()
+        assert "arviz" not in sys.modules
+        stand_in = sys.modules["nutpie.sample"].arviz
+        assert stand_in.from_dict is arviz_base.from_dict
+        assert stand_in.dict_to_dataset is arviz_base.dict_to_dataset
+        assert callable(stand_in.summary)  # any other name: the real ArviZ, imported then
+        import arviz
+        assert arviz is not stand_in and hasattr(arviz, "plot_forest")
+        print("ok")
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
