@@ -21,8 +21,13 @@ order (equal to ~1e-12 relative). The result is an :class:`AggregatedData`: a
 :class:`NotCollected`, so whatever needs them (``log_likelihood()``, ``ppc()``, ``save()``)
 raises :class:`RowsNotCollectedError` instead of computing on something else. No PyMC here.
 
-Supported: gaussian, one grouping column, population terms that are numeric (or boolean)
-columns by name. Transform columns in the dask frame first (``ddf.assign(lx=np.log(ddf.x))``).
+Supported: gaussian, one grouping column, population terms that are columns by name:
+numeric (or boolean), or text / categorical, coded as the pandas path codes them (treatment
+dummies ``k[b]``, ``k[c]``, the first sorted level the reference); their levels take one more
+pass first, and each partition is coded by :func:`_encoded_partition` before the sums.
+An ``offset`` column enters as ``y - offset``; known standard errors (``se``, without
+``sigma``) weight every sum by ``1 / se^2``, as ``sufficient_statistics`` does for pandas.
+Transform columns in the dask frame first (``ddf.assign(lx=np.log(ddf.x))``).
 """
 
 from __future__ import annotations
@@ -32,11 +37,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from hiermodels.columns import check_full_rank, check_names, sorted_levels
+from hiermodels.columns import check_full_rank, check_names, level_labels, sorted_levels
 from hiermodels.data import (
     GroupedData,
     GroupFactor,
     PopulationDesign,
+    _expand_varying,
     factor_labels,
     population_columns,
     population_design,
@@ -100,10 +106,13 @@ class AggregatedData(GroupedData):
     """A :class:`~hiermodels.data.GroupedData` from :func:`collect`: names, design, factor and
     the sums; ``y``, ``X`` and ``row_labels`` are :class:`NotCollected`.
 
-    ``sums`` holds ``n_obs``, ``means`` and ``sd_x`` (per term), ``mean_y``, ``sd_y``, and the
-    fields of :class:`~hiermodels.builders.marginal.SufficientStatistics` (``XtX``, ``Xty``,
-    ``yty``, ``ZtZ``, ``ZtX``, ``Zty``, ``shift``), plus ``gram`` (n_groups, p + 1, p + 1):
-    each group's sums of ``W W'`` for ``W = (X_c, y0)``.
+    ``sums`` holds ``n_obs``, ``means`` and ``sd_x`` (per term), ``mean_y``, ``sd_y`` (of
+    ``y`` itself, as ``Family.scale`` for the identity link), and the fields of
+    :class:`~hiermodels.builders.marginal.SufficientStatistics` (``XtX``, ``Xty``, ``yty``,
+    ``ZtZ``, ``ZtX``, ``Zty``, ``shift``, ``sum_log_var``), plus ``gram`` (n_groups, p + 1,
+    p + 1): each group's sums of ``W W'`` for ``W = (X_c, y0)``; with an offset ``y0`` is
+    ``y - offset - X_c shift``, and with known standard errors every sum is weighted by
+    ``1 / se^2``. ``offset`` and ``se`` are :class:`NotCollected` when given.
     """
 
     sums: dict | None = None
@@ -127,8 +136,13 @@ def lazy_supported(spec: HierarchicalSpec) -> tuple[bool, str]:
     """Whether :func:`collect` can summarize this model, and if not, why (before any pass)."""
     if spec.family != "gaussian":
         return False, f"family {spec.family!r}: the group effects integrate out for 'gaussian' only"
-    if spec.se is not None or spec.trials is not None or spec.offset is not None:
-        return False, "se, trials and offset columns are not yet summarized from a dask frame"
+    if spec.trials is not None:
+        return False, "a trials column belongs to a binomial outcome, not 'gaussian'"
+    if spec.se is not None and spec.se_sigma:
+        return False, (
+            "se with sigma=True weights each row by 1 / (se^2 + sigma^2), which changes with "
+            "sigma, so the sums are not fixed: fit without sigma, or .compute() the frame"
+        )
     if len(spec.groups) != 1 or len(spec.groups[0].columns) != 1:
         names = [g.name for g in spec.groups]
         return False, f"grouping factors {names}: the marginal engine takes one grouping column"
@@ -142,10 +156,10 @@ def _missing_rows(ddf, mask, count: int) -> str:
     return f"{shown}, ... ({count} in all)" if count > len(first) else shown
 
 
-def _first_pass(ddf, y: str, group: str, columns: list[str]):
+def _first_pass(ddf, y: str, group: str, columns: list[str], extras: list[str]):
     import dask
 
-    numbers = [y, *columns]
+    numbers = [y, *extras, *columns]
     frame = ddf[[*numbers, group]]
     grouped = ddf[[group, *columns]].groupby(group, observed=True)
     return dask.compute(
@@ -160,38 +174,111 @@ def _first_pass(ddf, y: str, group: str, columns: list[str]):
     )
 
 
-def _check_columns(ddf, spec: HierarchicalSpec, columns: list[str]) -> None:
+def _check_columns(ddf, spec: HierarchicalSpec, columns: list[str]) -> list[str]:
+    """Refuse missing and non-numeric columns; return the predictors to code as categories
+    (text, categorical or object columns)."""
     y, group = spec.y, spec.groups[0].columns[0]
-    missing = [c for c in (y, group, *columns) if c not in ddf.columns]
+    extras = [c for c in (spec.offset, spec.se) if c is not None]
+    missing = [c for c in (y, group, *extras, *columns) if c not in ddf.columns]
     if missing:
         raise DataError(
             f"column(s) {', '.join(map(repr, missing))} not in the data; available columns: "
             f"{', '.join(map(str, ddf.columns))}. Fix the name or add the column."
         )
-    for col, what in [(y, "outcome"), *((c, "predictor") for c in columns)]:
+    text = []
+    roles = [(y, "outcome"), (spec.offset, "offset"), (spec.se, "standard error")]
+    roles += [(c, "predictor") for c in columns]
+    for col, what in [(c, w) for c, w in roles if c is not None]:
         dtype = ddf.dtypes[col]
-        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
+        if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+            continue
+        if what == "predictor" and not pd.api.types.is_datetime64_any_dtype(dtype):
+            text.append(col)
+            continue
+        raise DataError(
+            f"{what} column {col!r} is not numeric (dtype {dtype}); convert it first "
+            f"(dd.to_numeric(ddf[{col!r}]), or numbers from the dates)"
+        )
+    return text
+
+
+def _categories(ddf, text: list[str]) -> dict[str, tuple[str, ...]]:
+    """Each text predictor's sorted levels, as :func:`hiermodels.data.prepare` labels and
+    sorts them (one pass: the distinct values and their counts), with its checks."""
+    import dask
+
+    if not text:
+        return {}
+    nulls, *counts = dask.compute(ddf[text].isna().sum(), *(ddf[c].value_counts() for c in text))
+    out = {}
+    for col, count in zip(text, counts, strict=True):
+        if nulls[col]:
+            rows = _missing_rows(ddf, ddf[col].isna(), int(nulls[col]))
             raise DataError(
-                f"{what} column {col!r} is not numeric (dtype {dtype}); a dask frame is "
-                "summarized from numeric columns only: convert it (dd.to_numeric) or code a "
-                "category as 0/1 columns first"
+                f"column {col!r} has {int(nulls[col])} missing value(s) ({rows}); drop or "
+                f"impute them first, e.g. ddf.dropna(subset=[{col!r}])"
             )
+        count = count[count.to_numpy(dtype=float) > 0]  # a categorical's unused categories
+        values = pd.Series(count.index)  # the column's dtype (a categorical's: its categories)
+        if not isinstance(values.dtype, pd.CategoricalDtype):
+            # as check_text_predictor: mostly numbers stored as text is a typo, not a category
+            as_num = pd.to_numeric(values.astype(object), errors="coerce")
+            share = count.to_numpy(dtype=float)[as_num.isna().to_numpy()].sum() / count.sum()
+            if share <= 0.2 and len(values) > 2:
+                raise DataError(
+                    f"predictor column {col!r} looks numeric but has dtype {values.dtype}: "
+                    f"{1 - share:.0%} of its rows are numbers stored as text. Fix the others "
+                    f"and convert with dd.to_numeric(ddf[{col!r}]); if it really is a "
+                    f"category, make that explicit with ddf[{col!r}].astype('category')"
+                )
+        levels = sorted_levels(pd.DataFrame({col: values}), [col], level_labels(values))
+        if len(levels) < 2:
+            raise DataError(
+                f"predictor {col!r} has a single category ({levels[0]!r}); "
+                "remove it from predictors"
+            )
+        out[col] = levels
+    return out
 
 
-def _design(spec: HierarchicalSpec, model, columns, low, high, dtypes) -> PopulationDesign:
-    """formulae's design of two rows (each column's minimum and maximum): all that encoding
-    new rows needs when every term is a column by name."""
+def _encoded_partition(part: pd.DataFrame, keep: list[str], dummies) -> pd.DataFrame:
+    """``part``'s columns ``keep`` and a 0/1 column ``k[b]`` per ``(name, column, level)`` of
+    ``dummies``, labelled as :func:`~hiermodels.columns.level_labels` labels (by distinct
+    value, so the text of each row is not rebuilt)."""
+    out = part[keep].copy()
+    labels = {}
+    for name, col, level in dummies:
+        if col not in labels:
+            codes, uniques = pd.factorize(part[col])
+            labels[col] = (codes, level_labels(pd.Series(uniques, dtype=part[col].dtype)))
+        codes, text = labels[col]
+        out[name] = (text.to_numpy() == level)[codes].astype(float)
+    return out
+
+
+def _design(spec: HierarchicalSpec, model, columns, low, high, dtypes, levels) -> PopulationDesign:
+    """formulae's design of a few rows (each numeric column's minimum and maximum, each text
+    column's ``levels`` in turn): all that encoding new rows needs when every term is a
+    column by name."""
     where = f"formula {spec.formula!r}" if spec.formula is not None else "predictors"
-    kinds = tuple("int" if pd.api.types.is_integer_dtype(dtypes[c]) else "float" for c in columns)
-    frame = pd.DataFrame(
-        {c: np.array([low[c], high[c]], dtype=float) for c in columns}, index=pd.RangeIndex(2)
-    )
-    for c, kind in zip(columns, kinds, strict=True):
-        if kind == "int":
-            frame[c] = frame[c].astype(np.int64)
-    design = population_design(model, frame, kinds, (), where=where)
-    if design.names != (INTERCEPT, *columns):
-        odd = [n for n in design.names[1:] if n not in columns]
+    n = max(2, *(len(v) for v in levels.values())) if levels else 2
+    values, kinds = {}, []
+    for c in columns:
+        if c in levels:
+            values[c] = pd.Categorical(np.resize(levels[c], n), categories=levels[c], ordered=True)
+            kinds.append("category")
+        elif pd.api.types.is_integer_dtype(dtypes[c]):
+            values[c] = np.resize(np.array([low[c], high[c]], dtype=np.int64), n)
+            kinds.append("int")
+        else:
+            values[c] = np.resize(np.array([low[c], high[c]], dtype=float), n)
+            kinds.append("float")
+    frame = pd.DataFrame(values, index=pd.RangeIndex(n))
+    categories = tuple((c, levels[c]) for c in columns if c in levels)
+    design = population_design(model, frame, tuple(kinds), categories, where=where)
+    expected = [[c] if c not in levels else [f"{c}[{v}]" for v in levels[c][1:]] for c in columns]
+    if design.names != (INTERCEPT, *(name for names in expected for name in names)):
+        odd = [n for n in design.names[1:] if all(n not in names for names in expected)]
         raise SpecError(
             f"{where} has the term(s) {odd}; from a dask frame the population terms must be "
             "columns by name: add the transformed columns to the frame first, e.g. "
@@ -220,28 +307,50 @@ def _centred(part: pd.DataFrame, columns, means) -> np.ndarray:
     return np.column_stack([np.ones(len(part)), *x])
 
 
-def _gram_partition(part, y, columns, means, mean_y) -> pd.DataFrame:
-    """One partition's sums of ``(X_c, y_c)(X_c, y_c)'`` (``y_c = y - mean(y)``), flattened
-    into one row."""
-    W = np.column_stack([_centred(part, columns, means), part[y].to_numpy(dtype=float) - mean_y])
-    return pd.DataFrame((W.T @ W).reshape(1, -1))
+def _outcome(part, outcome) -> tuple[np.ndarray, np.ndarray]:
+    """``(y - offset, w)`` of a partition's rows, ``w = 1 / se^2`` with known standard errors
+    (``row_weights`` of :mod:`hiermodels.builders.marginal`), else 1. ``outcome`` is the
+    column names ``(y, offset, se)``, None for an absent one."""
+    y, offset, se = outcome
+    t = part[y].to_numpy(dtype=float)
+    if offset is not None:
+        t = t - part[offset].to_numpy(dtype=float)
+    w = np.ones(len(part)) if se is None else part[se].to_numpy(dtype=float) ** -2.0
+    return t, w
 
 
-def _group_partition(part, y, group, columns, means, shift, varying) -> pd.DataFrame:
-    """One partition's per-group sums of ``Z Z'``, ``Z X_c'``, ``Z y0`` and ``W W'`` (the
-    products of ``sufficient_statistics``), one row per raw group value."""
+def _gram_partition(part, outcome, columns, means, centre) -> pd.DataFrame:
+    """One partition's weighted sums of ``(X_c, t_c)(X_c, t_c)'`` (``t_c = y - offset -
+    centre[1]``), then unweighted the sums of ``X_c**2``, of ``(y - centre[0])**2`` and of
+    ``log se**2``, flattened into one row."""
     Xc = _centred(part, columns, means)
-    y0 = part[y].to_numpy(dtype=float) - Xc @ shift
+    t, w = _outcome(part, outcome)
+    W = np.column_stack([Xc, t - centre[1]])
+    y = part[outcome[0]].to_numpy(dtype=float) - centre[0]
+    log_var = -np.sum(np.log(w))
+    row = np.concatenate(
+        [((W * w[:, None]).T @ W).ravel(), np.sum(Xc**2, axis=0), [y @ y, log_var]]
+    )
+    return pd.DataFrame(row.reshape(1, -1))
+
+
+def _group_partition(part, outcome, group, columns, means, shift, varying) -> pd.DataFrame:
+    """One partition's per-group weighted sums of ``Z Z'``, ``Z X_c'``, ``Z y0`` and
+    ``W W'`` (the products of ``sufficient_statistics``), one row per raw group value."""
+    Xc = _centred(part, columns, means)
+    t, w = _outcome(part, outcome)
+    y0 = t - Xc @ shift
     raw = np.column_stack([np.ones(len(part)), *(part[c].to_numpy(dtype=float) for c in columns)])
     Z = raw[:, varying]
     W = np.column_stack([Xc, y0])
+    Zw, Ww = Z * w[:, None], W * w[:, None]
     n, q, p = len(part), Z.shape[1], Xc.shape[1]
     products = np.concatenate(
         [
-            (Z[:, :, None] * Z[:, None, :]).reshape(n, q * q),
-            (Z[:, :, None] * Xc[:, None, :]).reshape(n, q * p),
-            Z * y0[:, None],
-            (W[:, :, None] * W[:, None, :]).reshape(n, (p + 1) ** 2),
+            (Zw[:, :, None] * Z[:, None, :]).reshape(n, q * q),
+            (Zw[:, :, None] * Xc[:, None, :]).reshape(n, q * p),
+            Zw * y0[:, None],
+            (Ww[:, :, None] * W[:, None, :]).reshape(n, (p + 1) ** 2),
         ],
         axis=1,
     )
@@ -268,30 +377,49 @@ def collect(ddf, spec: HierarchicalSpec) -> AggregatedData:
     if y in columns or group in columns:
         raise SpecError("predictors must not contain the outcome or a grouping column; remove them")
     check_names(y, columns, [group], [grouping.name])
-    _check_columns(ddf, spec, columns)
-    nulls, infinite, sums, low, high, sizes, gmin, gmax = _first_pass(ddf, y, group, columns)
-    for col in (y, group, *columns):
+    levels = _categories(ddf, _check_columns(ddf, spec, columns))
+    numeric = [c for c in columns if c not in levels]
+    dummies = [(f"{c}[{v}]", c, v) for c in columns if c in levels for v in levels[c][1:]]
+    extras = [c for c in (spec.offset, spec.se) if c is not None]
+    if dummies:
+        # the dummies are summed like numeric columns: the frame below carries them
+        keep = [y, group, *extras, *numeric]
+        meta = ddf._meta[keep].assign(**{d: pd.Series(dtype=float) for d, *_ in dummies})
+        ddf = ddf.map_partitions(_encoded_partition, keep, dummies, meta=meta)
+    coded = [*numeric, *(d for d, *_ in dummies)]
+    first = _first_pass(ddf, y, group, coded, extras)
+    nulls, infinite, sums, low, high, sizes, gmin, gmax = first
+    for col in (y, group, *extras, *numeric):
         if nulls[col]:
             rows = _missing_rows(ddf, ddf[col].isna(), int(nulls[col]))
             raise DataError(
                 f"column {col!r} has {int(nulls[col])} missing value(s) ({rows}); drop or "
                 f"impute them first, e.g. ddf.dropna(subset=[{col!r}])"
             )
-    for col in (y, *columns):
+    what = {y: "outcome", spec.offset: "offset", spec.se: "standard error"}
+    for col in (y, *extras, *numeric):
         if infinite[col]:
             rows = _missing_rows(ddf, ddf[col].isin([np.inf, -np.inf]), int(infinite[col]))
-            what = "outcome" if col == y else "predictor"
             raise DataError(
-                f"{what} column {col!r} has infinite values ({rows}); remove those rows"
+                f"{what.get(col, 'predictor')} column {col!r} has infinite values ({rows}); "
+                "remove those rows"
             )
-    for col in columns:
+    if spec.se is not None and low[spec.se] <= 0:
+        bad = ddf[spec.se] <= 0
+        rows = _missing_rows(ddf, bad, int(bad.sum().compute()))
+        raise DataError(
+            f"standard error column {spec.se!r} has value(s) <= 0 ({rows}); standard errors "
+            "must be positive (a variance vi gives se = sqrt(vi))"
+        )
+    for col in numeric:
         if low[col] == high[col]:
             raise DataError(
                 f"predictor {col!r} is constant ({float(low[col]):g} in every row), so it cannot "
                 "be told apart from the intercept; remove it"
             )
-    design = _design(spec, model, columns, low, high, ddf.dtypes)
+    design = _design(spec, model, columns, low, high, ddf.dtypes, levels)
     terms = design.names
+    columns = list(terms[1:])  # the design columns, dummies in place of text columns
     levels, codes = _levels(sizes, group, ddf.dtypes[group])
     if len(levels) < 2:
         raise DataError(
@@ -310,13 +438,7 @@ def collect(ddf, spec: HierarchicalSpec) -> AggregatedData:
                 value = np.zeros(J)
                 value[codes] = lowest[:, k]  # one value per group: any of its rows'
                 group_values.append(value)
-    varying = list(grouping.varying)
-    unknown = [t for t in varying if t not in columns]
-    if unknown:
-        raise SpecError(
-            f"varying term(s) {unknown} are not population terms; varying terms must also be "
-            f"listed in predictors (now {columns})"
-        )
+    varying = _expand_varying(grouping.varying, spec.predictors, design)
     bad_varying = [t for t in varying if t in group_level]
     if bad_varying:
         raise SpecError(
@@ -333,14 +455,12 @@ def collect(ddf, spec: HierarchicalSpec) -> AggregatedData:
         )
     means = np.array([0.0, *(sums[c] / n for c in columns)])
     mean_y = float(sums[y] / n)
+    mean_t = mean_y - (float(sums[spec.offset] / n) if spec.offset is not None else 0.0)
     at = [terms.index(t) for t in varying]
-    sums_out = _sums(ddf, y, group, columns, (means, mean_y), at, (sizes.index, codes, J))
-    sums_out.update(
-        n_obs=n,
-        means=means,
-        mean_y=mean_y,
-        sd_x=np.array([1.0, *np.sqrt(np.diag(sums_out["XtX"])[1:] / n)]),
-    )
+    outcome = (y, spec.offset, spec.se)
+    centres = (means, mean_y, mean_t)
+    sums_out = _sums(ddf, outcome, group, columns, centres, at, (sizes.index, codes, J))
+    sums_out.update(n_obs=n, means=means, mean_y=mean_y)
     factor = AggregatedFactor(
         name=grouping.name,
         columns=(group,),
@@ -361,31 +481,41 @@ def collect(ddf, spec: HierarchicalSpec) -> AggregatedData:
         row_labels=NotCollected(n, "row labels"),
         predictors=tuple(spec.predictors),
         design=design,
+        offset=None if spec.offset is None else NotCollected(n, f"offset {spec.offset!r}"),
+        offset_name=spec.offset,
+        se=None if spec.se is None else NotCollected(n, f"standard errors {spec.se!r}"),
+        se_name=spec.se,
         sums=sums_out,
     )
 
 
-def _sums(ddf, y, group, columns, centres, varying, levels) -> dict:
+def _sums(ddf, outcome, group, columns, centres, varying, levels) -> dict:
     """Passes 2 and 3: the global cross-products and ``shift``, then the per-group sums.
-    ``centres`` is (column means, mean of y); ``levels`` (the distinct raw group values, their
-    level codes, the number of levels)."""
-    (means, mean_y), (raw, codes, J) = centres, levels
+    ``outcome`` is the columns ``(y, offset, se)``; ``centres`` (column means, mean of y, mean
+    of y - offset); ``levels`` (the distinct raw group values, their level codes, the number
+    of levels)."""
+    (means, mean_y, mean_t), (raw, codes, J) = centres, levels
     p, q = len(columns) + 1, len(varying)
-    meta = pd.DataFrame({k: pd.Series(dtype=float) for k in range((p + 1) ** 2)})
-    parts = ddf.map_partitions(_gram_partition, y, columns, means, mean_y, meta=meta)
-    G = parts.sum().compute().to_numpy(dtype=float).reshape(p + 1, p + 1)
+    meta = pd.DataFrame({k: pd.Series(dtype=float) for k in range((p + 1) ** 2 + p + 2)})
+    parts = ddf.map_partitions(
+        _gram_partition, outcome, columns, means, (mean_y, mean_t), meta=meta
+    )
+    total = parts.sum().compute().to_numpy(dtype=float)
+    G = total[: (p + 1) ** 2].reshape(p + 1, p + 1)
+    squares, (syy, sum_log_var) = total[(p + 1) ** 2 : -2], total[-2:]
+    n = squares[0]  # the intercept column's sum of squares
     XtX = G[:p, :p]
     eigen, vectors = np.linalg.eigh(XtX)
     # X'X = R'R: R has the singular values and vectors of the centred design itself
     check_full_rank(np.sqrt(np.clip(eigen, 0, None))[:, None] * vectors.T, (INTERCEPT, *columns))
     # least squares on y = y_c + mean(y) * (the intercept column): the same fit, moved
-    shift = np.linalg.solve(XtX, G[:p, p]) + mean_y * (np.arange(p) == 0)
+    shift = np.linalg.solve(XtX, G[:p, p]) + mean_t * (np.arange(p) == 0)
     width = q * q + q * p + q + (p + 1) ** 2
     meta = pd.DataFrame({group: pd.Series(dtype=ddf.dtypes[group])})
     for k in range(width):
         meta[f"s{k}"] = pd.Series(dtype=float)
     parts = ddf.map_partitions(
-        _group_partition, y, group, columns, means, shift, varying, meta=meta
+        _group_partition, outcome, group, columns, means, shift, varying, meta=meta
     )
     by_raw = parts.groupby(group, observed=True).sum().compute()
     out = _by_level(by_raw.reindex(raw).to_numpy(dtype=float), codes, J)
@@ -401,5 +531,7 @@ def _sums(ddf, y, group, columns, centres, varying, levels) -> dict:
         "Zty": out[:, b:c],
         "shift": shift,
         "gram": gram,
-        "sd_y": float(np.sqrt(G[p, p] / (G[0, 0] - 1))),  # G[0, 0] = n >= 2 (two groups)
+        "sd_y": float(np.sqrt(syy / (n - 1))),  # n >= 2 (two groups)
+        "sd_x": np.array([1.0, *np.sqrt(squares[1:] / n)]),  # ddof 0, unweighted
+        "sum_log_var": float(sum_log_var),
     }

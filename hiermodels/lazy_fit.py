@@ -39,7 +39,8 @@ def aggregated_inputs(data: AggregatedData, spec, priors) -> MarginalInputs:
     scales of ``data`` (its rows are not read)."""
     s = data.sums
     stats = SufficientStatistics(
-        **{k: s[k] for k in ("n_obs", "XtX", "Xty", "yty", "ZtZ", "ZtX", "Zty", "shift", "means")}
+        **{k: s[k] for k in ("n_obs", "XtX", "Xty", "yty", "ZtZ", "ZtX", "Zty", "shift", "means")},
+        sum_log_var=s["sum_log_var"],
     )
     return marginal_inputs(data, spec, priors, stats=stats, scales=data.scales())
 
@@ -122,7 +123,8 @@ class AggregatedResult(HierarchicalResult):
     def no_pooling(self, group: str | None = None):
         """Each level's own least squares coefficients and SEs from the per-group sums: the
         population terms that do not vary (nor are absorbed by a varying intercept) at their
-        posterior means, then each level on its own rows, as
+        posterior means, then each level on its own rows (less the offset; weighted by
+        ``1 / se^2``, with the SEs of known variances, given standard errors), as
         :func:`~hiermodels.numerics.pooling.no_pooling_by_group` (the pandas path's choice
         for large data; with no such terms it equals the joint least squares fit)."""
         d, f = self.data, self._factor(group)
@@ -144,6 +146,8 @@ class AggregatedResult(HierarchicalResult):
         est = np.einsum("jab,jb->ja", inv, ztr)
         rss = np.sum((rtr - np.einsum("ja,ja->j", est, ztr))[ok])
         s2 = rss / max(int(f.n_obs[ok].sum()) - q * int(ok.sum()), 1)
+        if d.se is not None:  # the sums are weighted by 1 / se^2: known variances
+            s2 = 1.0
         std = np.sqrt(s2 * np.einsum("jaa->ja", inv))
         est[~ok], std[~ok] = np.nan, np.nan
         return est, std

@@ -24,6 +24,12 @@ from hiermodels.lazy_fit import aggregated_inputs  # noqa: E402
 from hiermodels.models import HierarchicalModel  # noqa: E402
 
 KEYWORDS = dict(y="y", group="g", predictors=["x", "u", "z"], varying=["x"])
+# a text predictor between numeric ones, its dummies varying by group (data.py's coding)
+TEXT = dict(y="y", group="g", predictors=["x", "k", "u"], varying=["k"])
+# an offset (sums of y - offset), known standard errors (sums weighted by 1 / se^2), both
+OFFSET = dict(TEXT, offset="off")
+SE = dict(KEYWORDS, se="s")
+BOTH = dict(KEYWORDS, offset="off", se="s")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +49,8 @@ def frames(seed):
     """Uneven groups (2 to ~120 rows) in random row order, so most groups are split over
     several of the 7 partitions; ``u`` is constant within groups (a group-level predictor),
     ``y`` has a large mean (the centring must not lose digits), ids are 2, 5, 8, ...
-    (numeric order differs from text order)."""
+    (numeric order differs from text order); ``k`` is text with 3 levels, sorted "hi" (the
+    reference), "lo", "mid"; ``off`` an offset and ``s`` standard errors (0.5 to 2)."""
     rng = np.random.default_rng(seed(17))
     J = 40
     sizes = rng.integers(2, 120, J)
@@ -55,7 +62,11 @@ def frames(seed):
     z = rng.normal(size=n)
     b = rng.multivariate_normal([0, 0], [[0.5, 0.1], [0.1, 0.2]], J)
     y = 1e4 + 0.5 * x - 0.3 * z + u_group[g] + b[g, 0] + b[g, 1] * x + rng.normal(size=n)
-    df = pd.DataFrame({"y": y, "g": 3 * g + 2, "x": x, "u": u_group[g], "z": z})
+    k = rng.choice(["lo", "mid", "hi"], n)  # drawn last: the other columns keep their values
+    off, s = rng.normal(size=n), rng.uniform(0.5, 2.0, n)
+    y = y + 0.7 * (k == "mid")
+    df = pd.DataFrame({"y": y, "g": 3 * g + 2, "x": x, "u": u_group[g], "z": z, "k": k})
+    df = df.assign(off=off, s=s)
     df.index = pd.RangeIndex(100, 100 + n)
     return df, dd.from_pandas(df, npartitions=7, sort=False)
 
@@ -70,12 +81,29 @@ def test_is_dask_frame(frames):
     assert is_dask_frame(ddf) and not is_dask_frame(df)
 
 
-def test_sums_equal_pandas(client, frames):
+def _text_frames(frames, dtype):
     df, ddf = frames
-    spec, (data, _, _) = _spec_and_data(df, **KEYWORDS)
+    return df.assign(k=df["k"].astype(dtype)), ddf.assign(k=ddf["k"].astype(dtype))
+
+
+CASES = [
+    (KEYWORDS, "str"),
+    (TEXT, "str"),
+    (TEXT, "category"),
+    (OFFSET, "str"),
+    (SE, "str"),
+    (BOTH, "str"),
+]
+IDS = ["numeric", "text", "category", "offset", "se", "offset-se"]
+
+
+@pytest.mark.parametrize(("keywords", "dtype"), CASES, ids=IDS)
+def test_sums_equal_pandas(client, frames, keywords, dtype):
+    df, ddf = _text_frames(frames, dtype)
+    spec, (data, _, _) = _spec_and_data(df, **keywords)
     lazy = collect(ddf, spec)
     stats = sufficient_statistics(data)
-    for name in ("XtX", "yty", "ZtZ", "ZtX", "Zty", "shift", "means"):
+    for name in ("XtX", "yty", "ZtZ", "ZtX", "Zty", "shift", "means", "sum_log_var"):
         want, got = np.asarray(getattr(stats, name)), np.asarray(lazy.sums[name])
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
     # X'y0 is zero but for rounding (y0 is a least squares residual): compare on its scale
@@ -87,11 +115,16 @@ def test_sums_equal_pandas(client, frames):
     assert g.varying == f.varying and g.group_level == f.group_level == ("u",)
     np.testing.assert_allclose(g.group_values[:, 0], data.column("u")[f.first_rows])
     assert lazy.terms == data.terms and len(lazy.y) == len(df)
+    assert lazy.categories == data.categories
+    if "k" in keywords["predictors"]:  # data.py's names, order and reference level
+        assert lazy.terms == ("Intercept", "x", "k[lo]", "k[mid]", "u")
+        assert g.varying == ("Intercept", "k[lo]", "k[mid]")
 
 
-def test_priors_and_marginal_inputs_equal_pandas(client, frames):
-    df, ddf = frames
-    spec, (data, pandas_spec, priors) = _spec_and_data(df, **KEYWORDS)
+@pytest.mark.parametrize(("keywords", "dtype"), CASES, ids=IDS)
+def test_priors_and_marginal_inputs_equal_pandas(client, frames, keywords, dtype):
+    df, ddf = _text_frames(frames, dtype)
+    spec, (data, pandas_spec, priors) = _spec_and_data(df, **keywords)
     lazy = collect(ddf, spec)
     # the scales the data-scaled priors and the standardizing read, from the sums alone
     centre, sd_y, sd_x = hm.defaults.data_scales(data, get_family("gaussian"))
@@ -130,6 +163,28 @@ def test_bad_input_gives_the_pandas_errors(client, frames):
                 hm.fit_hierarchical(frame, **KEYWORDS, engine="marginal", draws=10, chains=1)
             message = str(raised.value)
             assert all(w in message for w in words), (type(frame), message)
+    text_cases = [
+        (df.assign(k="lo"), ["'k'", "single category"]),
+        (df.assign(k=df["k"].where(df.index != 107)), ["'k'", "missing", "107"]),
+        (df.assign(k=df["x"].round(1).astype(str)), ["'k'", "looks numeric"]),
+    ]
+    for bad, words in text_cases:
+        for frame in (bad, dd.from_pandas(bad, npartitions=3)):
+            with pytest.raises(DataError) as raised:
+                hm.fit_hierarchical(frame, **TEXT, engine="marginal", draws=10, chains=1)
+            message = str(raised.value)
+            assert all(w in message for w in words), (type(frame), message)
+    extra_cases = [
+        (df.assign(s=df["s"].where(df.index != 103, -1.0)), ["'s'", "<= 0", "103"]),
+        (df.assign(off=df["off"].where(df.index != 104)), ["'off'", "missing", "104"]),
+        (df.drop(columns="s"), ["'s'", "not in the data"]),
+    ]
+    for bad, words in extra_cases:
+        for frame in (bad, dd.from_pandas(bad, npartitions=3)):
+            with pytest.raises(DataError) as raised:
+                hm.fit_hierarchical(frame, **BOTH, engine="marginal", draws=10, chains=1)
+            message = str(raised.value)
+            assert all(w in message for w in words), (type(frame), message)
     constant_slope = df.assign(x=df["u"])
     with pytest.raises(SpecError, match="constant within every 'g' group"):
         frame = dd.from_pandas(constant_slope, npartitions=3)
@@ -144,8 +199,12 @@ def test_what_a_dask_frame_cannot_do_is_refused_by_name(client, frames):
         hm.fit_hierarchical(ddf, **KEYWORDS, family="poisson", engine="auto")
     with pytest.raises(SpecError, match="columns by name"):
         hm.fit_hierarchical(ddf, "y ~ x + np.exp(z) + (1 | g)", engine="marginal")
+    with pytest.raises(SpecError, match="columns by name"):
+        hm.fit_hierarchical(ddf, "y ~ x + x:k + (1 | g)", engine="marginal")
     with pytest.raises(SpecError, match="dask"):
         HierarchicalModel(ddf, **KEYWORDS).default_priors()
+    with pytest.raises(SpecError, match="sigma=True"):
+        hm.fit_hierarchical(ddf, **SE, sigma=True, engine="marginal")
 
 
 @pytest.fixture
@@ -184,6 +243,50 @@ def test_results_from_aggregates(mocked_fits, frames):
             needs_rows()
     with pytest.raises(RowsNotCollectedError):
         lazy.save("never-written.nc")
+
+
+def _mocked_pair(df, ddf, keywords):
+    sampling = dict(draws=20, chains=2, random_seed=1, sampler="pymc", progressbar=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # 20 prior draws
+        warnings.filterwarnings("ignore", "The effect of Potentials", UserWarning)
+        lazy = hm.fit_hierarchical(ddf, **keywords, engine="marginal", **sampling)
+        full = hm.fit_hierarchical(df, **keywords, engine="marginal", **sampling)
+    return lazy, full
+
+
+def test_text_predictor_fit_from_aggregates(client, frames, mock_pymc_sample):
+    """A text predictor varying by group, fitted with the mocked sampler (prior draws):
+    the same parameters as the pandas fit, and new rows are coded with its levels."""
+    df, ddf = frames
+    lazy, full = _mocked_pair(df, ddf, TEXT)
+    assert list(lazy.summary().index) == list(full.summary().index)
+    assert "k[mid]" in lazy.summary().index and len(lazy.group_effects()) == 3 * 40
+    new = df.head(3).assign(k=["hi", "lo", "mid"])
+    assert np.isfinite(lazy.predict(new, random_seed=1).summary()["mean"]).all()
+    with pytest.raises(DataError, match="not seen in fitting"):
+        lazy.predict(df.head(1).assign(k="other"))
+
+
+def test_offset_and_se_fit_from_aggregates(client, frames, mock_pymc_sample):
+    """Known standard errors: no sigma, as in the pandas fit; the no-pooling estimates and
+    SEs of known variances from the weighted sums equal the pandas path's, with and without
+    an offset (both fit each group's y - offset)."""
+    df, ddf = frames
+    keywords = dict(y="y", group="g", predictors=["x"], varying=["x"], se="s")
+    lazy, full = _mocked_pair(df, ddf, keywords)
+    assert list(lazy.summary().index) == list(full.summary().index)
+    assert "sigma" not in lazy.summary().index
+    for got, want in zip(lazy.no_pooling(), full.no_pooling(), strict=True):  # (est, SE)
+        np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10)
+    lazy, full = _mocked_pair(df, ddf, {**keywords, "offset": "off"})
+    assert list(lazy.summary().index) == list(full.summary().index)
+    for got, want in zip(lazy.no_pooling(), full.no_pooling(), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10)
+    lazy, full = _mocked_pair(df, ddf, BOTH)
+    assert list(lazy.summary().index) == list(full.summary().index)
+    with pytest.raises(RowsNotCollectedError):
+        lazy.log_likelihood()
 
 
 @pytest.mark.slow

@@ -73,6 +73,7 @@ FLOW = [
     "builders.effects",
     "builders.likelihoods",
     "builders.hierarchical",
+    "builders.marginal_stats",  # the sums and the likelihood on them (numpy or PyTensor)
     "builders.marginal",
     "builders.marginal_nested",
     "meta.builder",

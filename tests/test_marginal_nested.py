@@ -208,7 +208,7 @@ def test_auto_engine_takes_marginal_for_nested_and_known_se():
     for formula in ("y ~ x + (1 | school/cls)", "y | se(se) ~ x + (1 | school/cls)"):
         data, spec, _ = _prepare(df, formula)
         assert _use_marginal("auto", data, spec), formula
-    data, spec, _ = _prepare(df, "y | se(se, sigma = TRUE) ~ x + (1 | school)")
+    data, spec, _ = _prepare(df, "y | se(se, sigma = TRUE) ~ x + (1 | school/cls)")
     ok, reason = marginal_supported(data, spec)
     assert not ok and "sigma" in reason
     assert not _use_marginal("auto", data, spec)

@@ -183,3 +183,16 @@ def test_group_effects_of_big_data_use_per_group_sums(monkeypatch, mock_pymc_sam
     grouped = res.group_effects()
     np.testing.assert_allclose(grouped["no_pooling"], dense["no_pooling"], rtol=1e-8, atol=1e-10)
     assert grouped["pooling_factor"].dropna().between(0, 1).all()
+
+
+def test_no_pooling_subtracts_the_offset(mock_pymc_sample):
+    """y_i = offset_i + intercept_g + e_i: each group's own estimate is the mean of y - offset
+    (the model's mean includes the offset), not the mean of y."""
+    rng = np.random.default_rng(3)
+    g = np.repeat(np.arange(6), 8)
+    df = pd.DataFrame({"g": g, "off": rng.normal(5, 2, g.size)})
+    df["y"] = df["off"] + rng.normal(0, 1, 6)[g] + rng.normal(size=g.size)
+    res = hm.fit_hierarchical(df, "y ~ 1 + offset(off) + (1 | g)", draws=20, chains=1)
+    estimate, _ = res.no_pooling()
+    want = (df["y"] - df["off"]).groupby(df["g"]).mean().to_numpy()
+    np.testing.assert_allclose(np.ravel(estimate), want, rtol=1e-10)

@@ -19,7 +19,10 @@ with the number of rows. The q x q algebra is unrolled into elementwise operatio
 vectors over groups (:mod:`hiermodels.numerics.unrolled`), which PyTensor fuses into one
 loop; the same helpers draw the group effects afterwards in numpy. With known standard
 errors (``se=``, no residual SD) the sums are weighted by ``1 / se_i^2`` and ``sigma = 1``
-(:class:`SufficientStatistics`); two nested factors: :mod:`hiermodels.builders.marginal_nested`.
+(:class:`SufficientStatistics`); with ``se=`` and a residual SD the weights ``1 / (se_i^2 +
+sigma^2)`` change with ``sigma``, so the same sums are summed from the rows at every gradient
+(:class:`RowStatistics`, one factor only); two nested factors:
+:mod:`hiermodels.builders.marginal_nested`.
 
 Every number that comes from the data (the sums, and the data-scaled prior parameters, the
 centring and the standardizing) enters the graph as ``pm.Data``, so a compiled model can be
@@ -35,6 +38,18 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from hiermodels.builders.hierarchical import _Standardize
+from hiermodels.builders.marginal_stats import (
+    ROW_GROUP,
+    ROWS,
+    RowStatistics,
+    SufficientStatistics,
+    marginal_loglik,
+    residual_outcome,
+    row_statistics,
+    row_weights,
+    stats_entries,
+    sufficient_statistics,
+)
 from hiermodels.data import GroupedData, GroupFactor
 from hiermodels.defaults import ResolvedPrior, data_scales
 from hiermodels.families import get_family
@@ -47,21 +62,19 @@ from hiermodels.names import (
 )
 from hiermodels.numerics.unrolled import (
     cholesky_unrolled,
-    inverse_lower,
-    logdet_quadratic,
     precision_factor,
     sandwich,
     solve_lower,
     solve_upper,
     transpose_times,
 )
-from hiermodels.numerics.unrolled import product as _mul
 from hiermodels.numerics.unrolled import total as _sum
 from hiermodels.priors import Prior
 from hiermodels.spec import HierarchicalSpec
 
 __all__ = [
     "MarginalInputs",
+    "RowStatistics",
     "SufficientStatistics",
     "build_marginal",
     "cholesky_unrolled",
@@ -69,6 +82,7 @@ __all__ = [
     "marginal_loglik",
     "precision_factor",
     "residual_outcome",
+    "row_statistics",
     "row_weights",
     "sandwich",
     "solve_lower",
@@ -80,201 +94,6 @@ __all__ = [
 
 LOGLIK_NAME = "marginal_loglik"
 SCALARS, VECTORS = "marginal::scalars", "marginal::vectors"
-
-
-# -- sufficient statistics (numpy) -----------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class SufficientStatistics:
-    """Per-group and global sums for the marginal likelihood of one grouping factor.
-
-    ``y`` here is ``y - offset - X_c shift``: the outcome less the offset and a least squares
-    fit ``shift`` on the centred design ``X_c`` (the columns ``Intercept, x_k - mean(x_k)``,
-    as :mod:`hiermodels.builders.hierarchical` centres them). The likelihood is unchanged when
-    ``beta`` is replaced by ``delta = beta_c - shift``, and the sums of squares then hold
-    residuals, so they do not cancel when ``y`` has a large mean. ``Z`` holds the raw
-    (uncentred) columns of the varying terms, as the full model multiplies the deviations.
-
-    Attributes
-    ----------
-    n_obs : number of rows.
-    XtX : (p, p), Xty : (p,), yty : float, sums over all rows of the centred design.
-    ZtZ : (J, q, q), ZtX : (J, q, p), Zty : (J, q), sums within each group.
-    shift : (p,) the least squares fit subtracted from y.
-    means : (p,) the column means subtracted from X (0 for the intercept).
-    sum_log_var : sum over rows of ``log v_i``.
-
-    With known standard errors (``se=``, no residual SD) row i has the known variance
-    ``v_i = se_i^2`` instead of ``sigma^2``: every sum is then weighted by ``1 / v_i``
-    (``X'WX``, ``Z_j'WZ_j``, ..., ``W = diag(1 / v_i)``) and the likelihood below holds with
-    ``sigma = 1`` and ``log|V|`` raised by ``sum_log_var`` (:func:`row_weights`).
-    """
-
-    n_obs: int
-    XtX: np.ndarray
-    Xty: np.ndarray
-    yty: float
-    ZtZ: np.ndarray
-    ZtX: np.ndarray
-    Zty: np.ndarray
-    shift: np.ndarray
-    means: np.ndarray
-    sum_log_var: float = 0.0
-
-    def entries(self) -> dict:
-        """:func:`stats_entries` of these sums."""
-        return stats_entries(self)
-
-    def loglik(self, xp, *, stats: dict, delta: list, sigma, chols: list):
-        """:func:`marginal_loglik` (``chols``: the one factor's Cholesky factor, in a list)."""
-        return marginal_loglik(xp, stats=stats, delta=delta, sigma=sigma, chol=chols[0])
-
-    structure = ()  # what the graph depends on besides the shapes of the sums
-
-
-def row_weights(data: GroupedData) -> tuple[np.ndarray, float]:
-    """``(1 / v_i, sum_i log v_i)``: the weight and the log variance (up to the residual
-    variance) of each row. ``v_i = se_i^2`` with known standard errors and no residual SD
-    (``y_i ~ Normal(eta_i, se_i)``, as ``Family.observation_aux`` scores it), else 1, the
-    residual variance ``sigma^2`` being a parameter of the likelihood."""
-    if data.se is None:
-        return np.ones(len(data.y)), 0.0
-    variance = data.se**2
-    return 1.0 / variance, float(np.sum(np.log(variance)))
-
-
-def centred_design(data: GroupedData) -> tuple[np.ndarray, np.ndarray]:
-    """The design with every column but the intercept centred, and the means subtracted."""
-    means = np.array(
-        [0.0 if t == INTERCEPT else float(np.mean(data.column(t))) for t in data.terms]
-    )
-    return data.X - means, means
-
-
-def segment_sums(values: np.ndarray, idx: np.ndarray, n_groups: int) -> np.ndarray:
-    """(n_groups, k) sums of the rows of ``values`` (n, k) within each group: O(n k)."""
-    out = np.empty((n_groups, values.shape[1]))
-    for k in range(values.shape[1]):
-        out[:, k] = np.bincount(idx, weights=values[:, k], minlength=n_groups)
-    return out
-
-
-def sufficient_statistics(data: GroupedData, factor: GroupFactor | None = None):
-    """:class:`SufficientStatistics` of ``data`` for ``factor`` (default: the one factor).
-
-    One pass over the rows per product column: O(n p q), no per-group Python loop. With
-    known standard errors the sums are weighted (:func:`row_weights`).
-    """
-    f = data.factor if factor is None else factor
-    w, sum_log_var = row_weights(data)
-    Xc, means, y0, shift = residual_outcome(data, w)
-    Z = data.X[:, [data.terms.index(t) for t in f.varying]]
-    q, p = Z.shape[1], Xc.shape[1]
-    Zw = Z * w[:, None]
-    products = np.concatenate(
-        [
-            (Zw[:, :, None] * Z[:, None, :]).reshape(len(y0), q * q),
-            (Zw[:, :, None] * Xc[:, None, :]).reshape(len(y0), q * p),
-            Zw * y0[:, None],
-        ],
-        axis=1,
-    )
-    sums = segment_sums(products, f.idx, f.n_groups)
-    J = f.n_groups
-    return SufficientStatistics(
-        n_obs=len(y0),
-        XtX=Xc.T @ (Xc * w[:, None]),
-        Xty=Xc.T @ (w * y0),
-        yty=float(y0 @ (w * y0)),
-        ZtZ=sums[:, : q * q].reshape(J, q, q),
-        ZtX=sums[:, q * q : q * q + q * p].reshape(J, q, p),
-        Zty=sums[:, q * q + q * p :],
-        shift=shift,
-        means=means,
-        sum_log_var=sum_log_var,
-    )
-
-
-def residual_outcome(data: GroupedData, w: np.ndarray):
-    """``(X_c, means, y0, shift)``: the centred design, its column means, and the outcome less
-    the offset and its weighted least squares fit ``shift`` on ``X_c``."""
-    Xc, means = centred_design(data)
-    y = data.y if data.offset is None else data.y - data.offset
-    root = np.sqrt(w)
-    shift = np.linalg.lstsq(Xc * root[:, None], y * root, rcond=None)[0]
-    return Xc, means, y - Xc @ shift, shift
-
-
-def stats_entries(stats: SufficientStatistics) -> dict:
-    """The sums as the graph reads them, entry by entry: scalars (``n_obs``, ``yty``,
-    ``Xty[m]``, ``XtX[m][n]``, ``shift[m]``, ``means[m]``) and vectors over groups
-    (``Zty[k]``, ``ZtX[k][m]``, ``ZtZ[i][j]``, upper triangle filled by symmetry). Entries
-    rather than arrays keep the graph to fused elementwise loops, with no indexing or matrix
-    products, which nutpie's numba compiles several times faster."""
-    q, p = stats.ZtX.shape[1:]
-    return {
-        "n_obs": float(stats.n_obs),
-        "sum_log_var": stats.sum_log_var,
-        "yty": stats.yty,
-        "Xty": list(stats.Xty),
-        "XtX": [list(row) for row in stats.XtX],
-        "shift": list(stats.shift),
-        "means": list(stats.means),
-        "Zty": [stats.Zty[:, k] for k in range(q)],
-        "ZtX": [[stats.ZtX[:, k, m] for m in range(p)] for k in range(q)],
-        "ZtZ": [[stats.ZtZ[:, i, j] for j in range(q)] for i in range(q)],
-    }
-
-
-def marginal_loglik(xp, *, stats: dict, delta: list, sigma, chol: list):
-    """``log p(y | beta, sigma, Sigma)`` with the group effects integrated out.
-
-    ``xp`` is ``numpy`` or ``pytensor.tensor`` (``sqrt``, ``log``, ``sum``); ``stats`` the
-    entries of :func:`stats_entries` (numbers or tensors), ``delta`` the p centred
-    coefficients less ``shift`` (numbers or scalar tensors), ``chol`` the lower Cholesky
-    factor ``L`` of ``Sigma`` as q x q nested lists (None for structural zeros).
-
-    Per group the q x q matrix is ``M_j = Z_j'Z_j + sigma^2 Sigma^-1`` (``= sigma^2 L^-T B_j
-    L^-1``), so that the per-group work is a few additions and, for q = 2, a determinant
-    and an adjugate; ``Sigma^-1`` and ``log|Sigma|`` are computed once per evaluation::
-
-        log|V_j|        = (n_j - q) log sigma^2 + log|Sigma| + log|M_j|
-        r_j' V_j^-1 r_j = (r_j'r_j - u_j' M_j^-1 u_j) / sigma^2,    u_j = Z_j' r_j
-
-    The logarithms of ``|Sigma|`` and ``|M_j|`` grow apart as a group SD goes to zero but
-    their sum does not; in double precision that is exact enough for any SD above ~1e-100.
-    With known standard errors the sums are weighted and ``sigma`` is 1 (see
-    :class:`SufficientStatistics`).
-    """
-    q, p = len(chol), len(delta)
-    s2 = sigma * sigma
-    XtX, Xty = stats["XtX"], stats["Xty"]
-    quadratic = _sum(
-        delta[m] * delta[k] * (XtX[m][k] if m == k else 2.0 * XtX[m][k])
-        for m in range(p)
-        for k in range(m + 1)
-    )
-    rss = stats["yty"] - 2.0 * _sum(Xty[m] * delta[m] for m in range(p)) + quadratic
-    ZtX, Zty, ZtZ = stats["ZtX"], stats["Zty"], stats["ZtZ"]
-    u = [Zty[k] - _sum(ZtX[k][m] * delta[m] for m in range(p)) for k in range(q)]
-    inv = inverse_lower(chol)
-    precision = [  # sigma^2 Sigma^-1 = sigma^2 L^-T L^-1
-        [_mul(s2, _sum(_mul(inv[k][i], inv[k][j]) for k in range(max(i, j), q))) for j in range(q)]
-        for i in range(q)
-    ]
-    M = [[_sum([ZtZ[i][j], precision[i][j]]) for j in range(q)] for i in range(q)]
-    half_logdet, quad = logdet_quadratic(M, u, xp)
-    log_sigma = xp.log(sigma)
-    half_logdet_sigma = _sum(xp.log(chol[k][k]) for k in range(q))  # log|Sigma| / 2
-    n = stats["n_obs"]
-    n_groups = xp.sum(xp.ones_like(Zty[0]))
-    return (
-        -0.5 * n * np.log(2 * np.pi)
-        - 0.5 * stats.get("sum_log_var", 0.0)
-        - (n - q * n_groups) * log_sigma
-        - n_groups * half_logdet_sigma
-        - 0.5 * rss / s2
-        - xp.sum(half_logdet - quad / (2.0 * s2))
-    )
 
 
 # -- the numbers the graph reads, and the structure a compiled graph depends on --------------
@@ -369,7 +188,9 @@ def marginal_inputs(
     """The sufficient statistics and every data-derived number of the marginal model.
 
     ``stats`` are the sums the likelihood reads: by default :func:`sufficient_statistics`
-    of the one grouping factor; for nested factors
+    of the one grouping factor (:func:`row_statistics` for ``se=`` with ``sigma=True``,
+    whose per-row data go in as two more ``pm.Data``, ``ROWS`` and ``ROW_GROUP``); for
+    nested factors
     :func:`hiermodels.builders.marginal_nested.nested_statistics` (any object with
     ``entries()``, ``loglik(...)`` and ``structure``). ``scales`` are the ``(centre, sd_y,
     sd_x)`` the population coefficients are sampled standardized by, by default
@@ -389,7 +210,9 @@ def marginal_inputs(
     """
     if covariance not in COVARIANCES:
         raise ValueError(f"covariance must be one of {COVARIANCES}, got {covariance!r}")
-    stats = sufficient_statistics(data) if stats is None else stats
+    if stats is None:
+        with_sigma = data.se is not None and spec.se_sigma
+        stats = row_statistics(data) if with_sigma else sufficient_statistics(data)
     entries = _flat_entries(stats.entries())
     structure = []
     for name in _prior_names(data, spec):
@@ -414,7 +237,7 @@ def marginal_inputs(
     values = {
         SCALARS: np.array([entries[k] for k in layout[0]]),
         VECTORS: np.stack([entries[k] for k in layout[1]]),
-    }
+    } | (stats.row_values() if hasattr(stats, "row_values") else {})
     key = (
         "marginal-gaussian",
         covariance,
@@ -541,7 +364,8 @@ def build_marginal(
     :mod:`hiermodels.builders.marginal_nested`)::
 
         y_j   ~ MvNormal(X_j beta + offset_j, sigma^2 I + Z_j Sigma Z_j')
-              (known standard errors: diag(se_j^2) for sigma^2 I)
+              (known standard errors: diag(se_j^2) for sigma^2 I;
+               with sigma=True: diag(se_j^2 + sigma^2))
         Sigma = S R S,  S = diag(tau_1..tau_q),  R ~ LKJ(eta)     (correlated; else R = I)
         beta, sigma, tau ~ the priors of the full model (``resolve_priors``)
 
@@ -566,6 +390,7 @@ def build_marginal(
         shared = {name: scalars[i] for i, name in enumerate(inputs.layout[0])}
         shared |= {name: vectors[i] for i, name in enumerate(inputs.layout[1])}
         stats = _nest(inputs.stats.entries(), shared)
+        stats |= {k: pm.Data(k, v) for k, v in inputs.values.items() if k in (ROWS, ROW_GROUP)}
         slopes = [t for t in data.terms if t != INTERCEPT]
         rules = inputs.standardize
         coefs = {t: _create(priors[t].prior, t, shared, t, rules.get(t)) for t in slopes}

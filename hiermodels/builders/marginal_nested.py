@@ -38,7 +38,12 @@ from dataclasses import dataclass
 import numpy as np
 import pytensor.tensor as pt
 
-from hiermodels.builders.marginal import residual_outcome, row_weights, segment_sums
+from hiermodels.builders.marginal_stats import (
+    residual_outcome,
+    residual_sum_of_squares,
+    row_weights,
+    segment_sums,
+)
 from hiermodels.data import GroupedData, GroupFactor
 from hiermodels.numerics.unrolled import (
     precision_factor,
@@ -250,15 +255,9 @@ def nested_loglik(xp, *, stats: dict, delta: list, sigma, L1: list, L2: list, se
     inner covariances as nested lists (None for structural zeros); ``segment_sum`` adds a
     vector over inner groups up to one over outer groups. See the module for the algebra.
     """
-    p, q1, q2 = len(delta), len(L1), len(L2)
+    q1, q2 = len(L1), len(L2)
     s2 = sigma * sigma
-    XtX, Xty = stats["XtX"], stats["Xty"]
-    quadratic = _sum(
-        delta[m] * delta[k] * (XtX[m][k] if m == k else 2.0 * XtX[m][k])
-        for m in range(p)
-        for k in range(m + 1)
-    )
-    rss = stats["yty"] - 2.0 * _sum(Xty[m] * delta[m] for m in range(p)) + quadratic
+    rss = residual_sum_of_squares(stats, delta)
     C2, e, H, G, _ = _inner_terms(stats, delta, s2, L2, xp.sqrt)
     H_o = [[None] * q1 for _ in range(q1)]
     for m in range(q1):

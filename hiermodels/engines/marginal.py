@@ -15,7 +15,8 @@ and mean ``B_j^-1 L'Z_j'r_j / sigma^2``: the same factor as the likelihood, and 
 name, dim and coordinate of the full model's (``{term}|{group}`` with the group dim) but the
 non-centered offsets, so results, predictions, LOO and saved fits work unchanged.
 
-Also: known standard errors without a residual SD (sums weighted by ``1 / se_i^2``), and two
+Also: known standard errors (sums weighted by ``1 / se_i^2``; with a residual SD by
+``1 / (se_i^2 + sigma^2)``, summed from the rows per gradient and per draw), and two
 nested factors, whose effects are drawn jointly level by level
 (:mod:`hiermodels.builders.marginal_nested`).
 """
@@ -30,6 +31,7 @@ from pymc.backends.arviz import patch_nutpie_idata
 
 from hiermodels.builders.marginal import (
     MarginalInputs,
+    RowStatistics,
     SufficientStatistics,
     build_marginal,
     marginal_inputs,
@@ -64,18 +66,19 @@ def marginal_supported(data: GroupedData, spec: HierarchicalSpec) -> tuple[bool,
 
     It needs a gaussian outcome (identity link) and one grouping factor, or two nested ones
     (every level of the inner inside one level of the outer, read from the data); offsets
-    are fine, and so are known standard errors without a residual SD (``se=``: the sums are
-    weighted by ``1 / se_i^2``). Not supported, so left to the full engine: crossed or more
-    than two factors, and ``se=`` with ``sigma=True``, whose row variance ``se_i^2 +
-    sigma^2`` changes with ``sigma``, so that no sum over rows can be computed beforehand.
+    are fine, and so are known standard errors (``se=``: the sums are weighted by ``1 /
+    se_i^2``; with ``sigma=True`` by ``1 / (se_i^2 + sigma^2)``, summed from the rows at every
+    gradient, :class:`~hiermodels.builders.marginal.RowStatistics`). Not supported, so left to
+    the full engine: crossed or more than two factors, and ``se=`` with ``sigma=True`` and
+    nested factors.
     """
     if spec.family != "gaussian":
         return False, f"family {spec.family!r}: the group effects integrate out for 'gaussian' only"
-    if getattr(data, "se", None) is not None and spec.se_sigma:
+    if getattr(data, "se", None) is not None and spec.se_sigma and len(data.factors) > 1:
         return False, (
-            "known standard errors with a residual SD (sigma=True): the row variance "
-            "se_i^2 + sigma^2 depends on sigma, so the marginal engine's sums over rows cannot "
-            "be precomputed"
+            "known standard errors with a residual SD (sigma=True) and nested factors: the "
+            "row variance se_i^2 + sigma^2 depends on sigma, and the marginal engine sums the "
+            "rows at every gradient for one grouping factor only"
         )
     if not data.factors:
         return False, "the model has no grouping factor, so there are no group effects to integrate"
@@ -251,17 +254,27 @@ def draw_group_effects(
 
     ``delta`` (S, p) are the centred coefficients less ``stats.shift``, ``sigma`` (S,) the
     residual SD, ``chol`` (S, q, q) the Cholesky factors of the deviations' covariance. With
+    :class:`~hiermodels.builders.marginal.RowStatistics` the sums are weighted by ``1 /
+    (se_i^2 + sigma^2)`` per draw and the algebra runs with sigma 1. With
     ``rng=None`` the conditional means are returned instead of draws.
     """
-    S, J, q = len(sigma), stats.Zty.shape[0], stats.Zty.shape[1]
+    by_row = isinstance(stats, RowStatistics)
+    S, q = len(sigma), len(chol[0])
+    J = stats.n_groups if by_row else stats.Zty.shape[0]
     out = np.empty((S, J, q))
-    G = [[stats.ZtZ[:, i, j] for j in range(q)] for i in range(q)]
-    step = max(1, _BLOCK // (J * q * q))
+    width = stats.rows.shape[0] * stats.rows.shape[1] if by_row else J * q * q
+    step = max(1, _BLOCK // width)
     for lo in range(0, S, step):
         hi = min(S, lo + step)
+        if by_row:  # se= with a residual SD: the sums weighted by 1 / (se_i^2 + sigma^2)
+            ZtZ, ZtX, Zty = stats.group_sums(sigma[lo:hi])
+            s2 = np.ones((hi - lo, 1))
+        else:
+            ZtZ, ZtX, Zty = stats.ZtZ, stats.ZtX, stats.Zty
+            s2 = (sigma[lo:hi] ** 2)[:, None]
+        G = [[ZtZ[..., i, j] for j in range(q)] for i in range(q)]
         # per (draw, group): u = Z'r, r the residual from the population part
-        u = stats.Zty - np.einsum("jkm,sm->sjk", stats.ZtX, delta[lo:hi])
-        s2 = (sigma[lo:hi] ** 2)[:, None]
+        u = Zty - (ZtX @ delta[lo:hi, None, :, None])[..., 0]
         L = [[chol[lo:hi, i, j][:, None] if j <= i else None for j in range(q)] for i in range(q)]
         C = precision_factor(L, G, s2, np.sqrt)
         w = transpose_times(L, [u[..., k] / s2 for k in range(q)])

@@ -207,6 +207,9 @@ class HierarchicalResult:
             np.column_stack([d.column(t) for t in shared]) if shared else np.empty((len(d.y), 0))
         )
         if self.family.link == "identity":
+            # the offset is part of the model's mean (y_i = offset_i + X_i beta + ...), so each
+            # group's own fit is of y - offset, as in the model and the dask path
+            y = d.y if d.offset is None else d.y - d.offset
             if len(d.y) * (f.n_groups * len(f.varying) + len(shared)) > DENSE_LIMIT:
                 # too large for the dense no-pooling design (a million rows in 1e4 groups):
                 # the shared terms at their posterior means, then each level on its own rows
@@ -214,8 +217,8 @@ class HierarchicalResult:
                 fixed = sum(
                     (self._posterior(t).mean() * d.column(t) for t in shared), np.zeros(len(d.y))
                 )
-                return no_pooling_by_group(d.y - fixed, d.Z, f.idx, f.n_groups, se=d.se)
-            return no_pooling_fit(d.y, X_shared, d.Z, f.idx, f.n_groups, se=d.se)
+                return no_pooling_by_group(y - fixed, d.Z, f.idx, f.n_groups, se=d.se)
+            return no_pooling_fit(y, X_shared, d.Z, f.idx, f.n_groups, se=d.se)
         return no_pooling_glm(
             d.y,
             X_shared,
