@@ -329,18 +329,18 @@ class HierarchicalModel:
             For hyperpriors known to misbehave (inverse-gamma; flat with < 4 groups).
         """
         check_sampling_args(draws=draws, tune=tune, chains=chains, random_seed=random_seed)
+        options = SamplingOptions(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            random_seed=random_seed,
+            sampler=sampler,
+            progressbar=progressbar,
+            sample_kwargs=sample_kwargs,
+        )
         if is_dask_frame(self.data):  # rows beyond memory: fit from aggregates (issue 17)
             from hiermodels.lazy_fit import fit_lazy
 
-            options = SamplingOptions(
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                random_seed=random_seed,
-                sampler=sampler,
-                progressbar=progressbar,
-                sample_kwargs=sample_kwargs,
-            )
             return fit_lazy(self.data, self._spec(), options, engine=engine)
         data, spec, priors = self._prepare_unchosen()
         for f, t in data.effects:
@@ -351,15 +351,6 @@ class HierarchicalModel:
             spec = _marginal_spec(data, spec)
             from hiermodels.engines.marginal import fit_marginal
 
-            options = SamplingOptions(
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                random_seed=random_seed,
-                sampler=sampler,
-                progressbar=progressbar,
-                sample_kwargs=sample_kwargs,
-            )
             idata, messages = fit_marginal(data, spec, priors, options)
             idata["posterior"].attrs["engine"] = "marginal"
             idata.attrs["parameterization"] = json.dumps(_marginal_rows(data))
@@ -379,17 +370,11 @@ class HierarchicalModel:
         built = build(data, spec, priors)
         idata, messages = sample_checked(
             built.model,
+            options,
             centered=built.centered,
             offsets=built.offsets,
             why=_automatic_reasons(choices),
             reuse=built.inputs,  # nutpie: a model compiled for this structure is reused
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            sampler=sampler,
-            random_seed=random_seed,
-            progressbar=progressbar,
-            sample_kwargs=sample_kwargs,
         )
         idata.attrs["parameterization"] = json.dumps([c.to_dict() for c in choices])
         result = HierarchicalResult(idata, built.model, data, spec, priors, messages)

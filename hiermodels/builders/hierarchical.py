@@ -181,16 +181,8 @@ def full_inputs(
         floats["se"] = np.asarray(data.se, dtype=float)
     if data.trials is not None:
         ints["trials"] = np.rint(np.asarray(data.trials, dtype=float)).astype(np.int64)
-    structure = []
-    for name in _prior_names(data, spec):
-        prior = priors[name].prior
-        if _baked(prior):
-            structure.append((name, prior))  # its numbers are constants of the graph
-            continue
-        params = prior.pymc_params()
-        structure.append((name, type(prior).__name__, tuple(params)))
-        for k, v in params.items():
-            floats[f"prior::{name}::{k}"] = np.asarray(float(v))
+    structure, numbers = _prior_numbers(priors, _prior_names(data, spec))
+    floats |= {f"prior::{name}::{k}": v for (name, k), v in numbers.items()}
     structure += [(n, p.prior) for n, p in priors.items() if n.endswith("_corr")]  # LKJ eta
     standardize = _standardizing(data, family, priors, scales)
     values = {Y_DATA: np.rint(y).astype(np.int64) if discrete else y}
@@ -228,6 +220,25 @@ def full_inputs(
         tuple((k, v.shape, v.dtype.str) for k, v in values.items()),
     )
     return FullInputs(values, key, float_layout, int_layout, standardize, coords)
+
+
+def _prior_numbers(priors, names) -> tuple[list, dict[tuple[str, str], np.ndarray]]:
+    """What a compiled graph depends on of the priors ``names``, and their numbers.
+
+    ``structure`` holds a baked prior (:func:`_baked`) whole, as its numbers are constants of
+    the graph, and of the others the family and parameter names; ``numbers`` the others'
+    parameters, keyed ``(prior name, parameter)``, which go into the graph as ``pm.Data``.
+    """
+    structure, numbers = [], {}
+    for name in names:
+        prior = priors[name].prior
+        if _baked(prior):
+            structure.append((name, prior))
+            continue
+        params = prior.pymc_params()
+        structure.append((name, type(prior).__name__, tuple(params)))
+        numbers |= {(name, k): np.asarray(float(v)) for k, v in params.items()}
+    return structure, numbers
 
 
 def _pack(entries: dict[str, np.ndarray], dtype) -> tuple[dict[str, tuple[int, int]], np.ndarray]:
@@ -341,14 +352,23 @@ def _standardizing(data: GroupedData, family: Family, priors, scales) -> dict[st
         prior = priors[prior_name].prior
         if not (getattr(prior, "real_line", False) and np.isfinite(scale) and scale > 0):
             continue
-        params = prior.pymc_params()
-        if _baked(prior) or not {"mu", "sigma"} <= set(params):
-            out[name] = ("fixed", float(loc), float(scale))
-            continue
-        mu, sigma = params["mu"], params["sigma"]
-        a, b = float(f"{(loc - mu) / sigma:.12g}"), float(f"{scale / sigma:.12g}")
-        out[name] = ("prior", a, b, 2 + list(params).index("mu"), 2 + list(params).index("sigma"))
+        out[name] = _standardize_rule(prior, loc, scale)
     return out
+
+
+def _standardize_rule(prior: Prior, loc: float, scale: float) -> tuple:
+    """The rule of :func:`_standardizing` for one coefficient: ``("prior", a, b, mu_at,
+    sigma_at)`` with ``loc = mu + a sigma``, ``scale = b sigma`` of the prior's own ``mu``
+    and ``sigma`` when it has them (a transform can read only the variable's own inputs, not
+    other ``pm.Data``; a = 0, b = 0.4 for every default prior, so new data keep the graph),
+    else ``("fixed", loc, scale)``."""
+    params = prior.pymc_params()
+    if _baked(prior) or not {"mu", "sigma"} <= set(params):
+        return ("fixed", float(loc), float(scale))
+    mu, sigma = params["mu"], params["sigma"]
+    a, b = float(f"{(loc - mu) / sigma:.12g}"), float(f"{scale / sigma:.12g}")
+    # the transform's inputs are the variable's node inputs: rng, size, then the parameters
+    return ("prior", a, b, 2 + list(params).index("mu"), 2 + list(params).index("sigma"))
 
 
 def _population(data: GroupedData, shared: dict, priors, standardize: dict):

@@ -37,7 +37,13 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from hiermodels.builders.hierarchical import _Standardize
+from hiermodels.builders.hierarchical import (
+    _baked,
+    _FromPrior,
+    _prior_numbers,
+    _Standardize,
+    _standardizing,
+)
 from hiermodels.builders.marginal_stats import (
     ROW_GROUP,
     ROWS,
@@ -51,7 +57,7 @@ from hiermodels.builders.marginal_stats import (
     sufficient_statistics,
 )
 from hiermodels.data import GroupedData, GroupFactor
-from hiermodels.defaults import ResolvedPrior, data_scales
+from hiermodels.defaults import ResolvedPrior
 from hiermodels.families import get_family
 from hiermodels.names import (
     INTERCEPT,
@@ -149,25 +155,6 @@ def _nest(entries: dict, shared: dict) -> dict:
     return {name: walk(value, (name,)) for name, value in entries.items()}
 
 
-def _baked(prior: Prior) -> bool:
-    """A prior whose ``create`` is its own (not ``pm.<Family>(**pymc_params())``) goes into
-    the graph with its numbers as constants (InverseGamma's variance, Uniform's HalfFlat)."""
-    return type(prior).create is not Prior.create
-
-
-def _standardizing(data: GroupedData, spec: HierarchicalSpec, scales=None) -> dict[str, tuple]:
-    """(loc, scale) of each population coefficient's standardized transform, as
-    ``builders.hierarchical._population`` chooses them (``scales``: see marginal_inputs)."""
-    if scales is None:
-        scales = data_scales(data, get_family(spec.family))
-    centre, sd_y, sd_x = scales
-    sd_y = sd_y if np.isfinite(sd_y) and sd_y > 0 else 1.0
-    slopes = [t for t in data.terms if t != INTERCEPT]
-    out = {t: (0.0, sd_y / sd_x[t]) for t in slopes}
-    out[INTERCEPT_AT_MEANS if slopes else INTERCEPT] = (centre, sd_y)
-    return out
-
-
 def _prior_names(data: GroupedData, spec: HierarchicalSpec) -> list[str]:
     sds = [sigma_name(t, f.name) for f, t in data.effects]
     return [*data.terms, *sds, *(a.name for a in spec.aux)]
@@ -214,21 +201,10 @@ def marginal_inputs(
         with_sigma = data.se is not None and spec.se_sigma
         stats = row_statistics(data) if with_sigma else sufficient_statistics(data)
     entries = _flat_entries(stats.entries())
-    structure = []
-    for name in _prior_names(data, spec):
-        prior = priors[name].prior
-        if _baked(prior):
-            structure.append((name, prior))
-            continue
-        params = prior.pymc_params()
-        structure.append((name, type(prior).__name__, tuple(params)))
-        for k, v in params.items():
-            entries[_data_name("prior", name, k)] = np.asarray(v, dtype=float)
-    standardize = {}
-    for name, (loc, scale) in _standardizing(data, spec, scales).items():
-        prior = priors[INTERCEPT if name == INTERCEPT_AT_MEANS else name].prior
-        if getattr(prior, "real_line", False) and np.isfinite(scale) and scale > 0:
-            standardize[name] = _standardize_rule(prior, loc, scale)
+    structure, numbers = _prior_numbers(priors, _prior_names(data, spec))
+    entries |= {_data_name("prior", name, k): v for (name, k), v in numbers.items()}
+    # sampled standardized as the full model samples the coefficients
+    standardize = _standardizing(data, get_family(spec.family), priors, scales)
     entries[_data_name("lkj_eta")] = np.asarray(spec.lkj_eta, dtype=float)
     layout = (
         tuple(k for k, v in entries.items() if v.ndim == 0),
@@ -254,45 +230,7 @@ def marginal_inputs(
     return MarginalInputs(values, key, stats, standardize, layout, covariance)
 
 
-def _standardize_rule(prior: Prior, loc: float, scale: float) -> tuple:
-    """How to standardize a coefficient whose transform must not read ``pm.Data`` (PyMC
-    builds a transform's graph from the variable's own inputs only): as ``loc = mu + a sigma``,
-    ``scale = b sigma`` of the prior's own ``mu`` and ``sigma`` when it has them (a = 0,
-    b = 0.4 for every default prior, so new data keep the graph), else as constants."""
-    params = prior.pymc_params()
-    if _baked(prior) or not {"mu", "sigma"} <= set(params):
-        return ("fixed", float(loc), float(scale))
-    mu, sigma = params["mu"], params["sigma"]
-    a, b = float(f"{(loc - mu) / sigma:.12g}"), float(f"{scale / sigma:.12g}")
-    # the transform's inputs are the variable's node inputs: rng, size, then the parameters
-    first = 2
-    return ("prior", a, b, first + list(params).index("mu"), first + list(params).index("sigma"))
-
-
 # -- the PyMC graph ---------------------------------------------------------------------------
-class _PriorStandardize(_Standardize):
-    """:class:`~hiermodels.builders.hierarchical._Standardize` with ``loc = mu + a sigma`` and
-    ``scale = b sigma`` taken from the prior's parameters, which are ``pm.Data`` here."""
-
-    def __init__(self, a: float, b: float, mu_at: int, sigma_at: int):
-        self.a, self.b, self.mu_at, self.sigma_at = a, b, mu_at, sigma_at
-
-    def _loc_scale(self, inputs):
-        mu, sigma = inputs[self.mu_at], inputs[self.sigma_at]
-        return mu + self.a * sigma, self.b * sigma
-
-    def forward(self, value, *inputs):
-        loc, scale = self._loc_scale(inputs)
-        return (value - loc) / scale
-
-    def backward(self, value, *inputs):
-        loc, scale = self._loc_scale(inputs)
-        return value * scale + loc
-
-    def log_jac_det(self, value, *inputs):
-        return pt.zeros_like(value) + pt.log(self._loc_scale(inputs)[1])
-
-
 def _prior_params(prior: Prior, name: str, shared: dict) -> dict:
     return {k: shared[_data_name("prior", name, k)] for k in prior.pymc_params()}
 
@@ -305,7 +243,7 @@ def _create(prior, name, shared, prior_name=None, standardize=None):
         return prior.create(name)
     kwargs = {}
     if standardize is not None and standardize[0] == "prior":
-        kwargs["default_transform"] = _PriorStandardize(*standardize[1:])
+        kwargs["default_transform"] = _FromPrior(*standardize[1:])
     elif standardize is not None:
         kwargs["default_transform"] = _Standardize(*standardize[1:])
     params = _prior_params(prior, prior_name or name, shared)

@@ -83,35 +83,13 @@ def compiled_model(
     _compiles += 1
     _cache[key] = (model, compiled)
     if diskcache.last_outcome() in ("hit", "stored"):
-        _starts[key] = _support_point(model, compiled)
+        # where a refit starts: the support point for the data the model then holds (PyMC's
+        # point function is compiled at the first refit; a single fit never needs it, ~0.5 s)
+        free = compiled.shape_info[0][: len(model.free_RVs)]
+        _starts[key] = diskcache.support_point(model, free)
     while len(_cache) > CACHE_SIZE:
         _starts.pop(_cache.popitem(last=False)[0], None)
     return model, compiled
-
-
-def _support_point(model: pm.Model, compiled) -> Callable[[], list[float]]:
-    """The free variables' support point on the unconstrained space, flattened as nutpie
-    orders them, for the data ``model`` holds when called (compiled once: the function reads
-    the ``pm.Data`` as they are then); as ``diskcache`` computes it when loading."""
-    names = compiled.shape_info[0][: len(model.free_RVs)]
-    point = []  # compiled at the first refit: a single fit never needs it (~0.5 s saved)
-
-    def start() -> list[float]:
-        if not point:
-            from pymc.initial_point import make_initial_point_fn
-
-            point.append(
-                make_initial_point_fn(
-                    model=model,
-                    default_strategy="support_point",
-                    jitter_rvs=set(),
-                    return_transformed=True,
-                )
-            )
-        values = point[0](0)
-        return np.concatenate([np.ravel(values[n]) for n in names]).astype(float).tolist()
-
-    return start
 
 
 def _relabel(model: pm.Model, compiled, coords: Mapping[str, Sequence]):

@@ -46,6 +46,7 @@ __all__ = [
     "jittered_start",
     "last_outcome",
     "load_nutpie",
+    "support_point",
 ]
 
 ENV_DIR = "HIERMODELS_CACHE_DIR"
@@ -361,15 +362,29 @@ def compile_pymc_model(model: pm.Model):
         return nutpie.compile_pymc_model(model)
 
 
-def _support_point(model: pm.Model, names) -> list[float]:
-    """The free variables' support point on the unconstrained space, flattened in ``names``
-    order (PyMC's initial point without jitter, as nutpie starts from)."""
-    from pymc.initial_point import make_initial_point_fn
+def support_point(model: pm.Model, names) -> Callable[[], list[float]]:
+    """A function giving the free variables' support point on the unconstrained space,
+    flattened in ``names`` order (PyMC's initial point without jitter, as nutpie starts from),
+    for the ``pm.Data`` values ``model`` holds when it is called. PyMC's point function is
+    compiled at the first call and reused after."""
+    point = []
 
-    point = make_initial_point_fn(
-        model=model, default_strategy="support_point", jitter_rvs=set(), return_transformed=True
-    )(0)
-    return np.concatenate([np.ravel(point[name]) for name in names]).astype(float).tolist()
+    def at() -> list[float]:
+        if not point:
+            from pymc.initial_point import make_initial_point_fn
+
+            point.append(
+                make_initial_point_fn(
+                    model=model,
+                    default_strategy="support_point",
+                    jitter_rvs=set(),
+                    return_transformed=True,
+                )
+            )
+        values = point[0](0)
+        return np.concatenate([np.ravel(values[n]) for n in names]).astype(float).tolist()
+
+    return at
 
 
 def jittered_start(support_point: list[float]) -> Callable:
@@ -502,7 +517,7 @@ def _compile_and_store(model: pm.Model, directory: Path, key: str, model_shared:
         "reparameterized": list(reparameterized),
         "shape_signature": _shape_signature(shared, names),
         "data": _data_hash(model_shared),
-        "support_point": _support_point(model, shape_info[0][: len(model.free_RVs)]),
+        "support_point": support_point(model, shape_info[0][: len(model.free_RVs)])(),
     }
     directory.mkdir(parents=True, exist_ok=True)
     logp_cb, expand_cb = _callbacks(
@@ -536,7 +551,7 @@ def _load(model: pm.Model, directory: Path, key: str, shared: dict, meta: dict):
         computed = _compute_shapes(model)  # new shapes of data: the traced shapes again
         meta = {**meta, "shapes": [[int(d) for d in computed[n]] for n in meta["names"]]}
     if _data_hash(shared) != meta["data"]:  # new data: their support point
-        meta = {**meta, "support_point": _support_point(model, meta["names"][: meta["n_free"]])}
+        meta = {**meta, "support_point": support_point(model, meta["names"][: meta["n_free"]])()}
     return _assemble(model, meta, shared, logp_cb, expand_cb)
 
 
