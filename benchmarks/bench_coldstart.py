@@ -7,19 +7,25 @@ from the other users of the machine does not fall on one of them only):
 
 - ``hiermodels_full``: ``hm.fit_hierarchical(..., engine="full")`` and
   ``hiermodels_marginal``: ``engine="marginal"``, both with the on-disk cache of compiled
-  callbacks (:mod:`hiermodels.engines.diskcache`) in a directory of this run: the first
-  process of each fills it (``..._first``, cache cold), later ones load from it;
+  callbacks (:mod:`hiermodels.engines.diskcache`) in a directory of this run;
 - ``hiermodels_full_nocache``, ``hiermodels_marginal_nocache``: ``HIERMODELS_CACHE_DIR=off``;
 - ``pymc_nutpie``: the model written by hand in PyMC (``bench_radon.handwritten``);
 - ``bambi``: bambi 0.21 (``inference_method="nutpie"``), run with the interpreter named by
   ``BAMBI_PYTHON`` (a separate venv: bambi is no dependency of hiermodels); skipped with a
   note when it is not set.
 
-Each child reports its wall time from interpreter start (``process_wall_s`` as the parent
-saw it), import time, fit time, which of scipy.stats, matplotlib and arviz_plots the fit
-loaded, the minimum bulk ESS over the population parameters
-(``Intercept, floor, sigma`` and the two group SDs; bambi's ``1|county_sigma`` is our
-``Intercept|county_sigma``), its peak RSS (``ru_maxrss``) and the load average. Also a
+As on a new machine, every cache starts empty: each library gets its own PyTensor compile
+directory of this run (bambi and ``pm.sample`` compile C code for the initial point), and
+hiermodels its own compile cache. The first process of each (``..._first``) fills them and
+is compared with bambi's first; later processes (the everyday case) with bambi's later ones.
+
+Each child reports its wall time from interpreter start to exit (``process_wall_s`` as the
+parent saw it), import time, fit time, which of scipy.stats, matplotlib, arviz_plots and
+arviz the fit loaded and its peak RSS (``ru_maxrss``), and saves the draws of the
+population parameters (``Intercept, floor, sigma`` and the two group SDs; bambi's
+``1|county_sigma`` is our ``Intercept|county_sigma``); the parent computes their minimum bulk
+ESS, so that the child's time is the fit's alone. The children run as without hiermodels'
+optional dask extra (``HIDDEN``), as bambi's venv is and a plain install would be. Also a
 refit of the same structure with new data in one process (the marginal engine's in-process
 cache, issue 17's ">= 3x faster than the first fit").
 
@@ -49,6 +55,11 @@ DRAWS, TUNE, CHAINS, SEED = 1000, 1000, 4, 1
 REPEATS = 3
 POPULATION = ["Intercept", "floor", "sigma", "Intercept|county_sigma", "floor|county_sigma"]
 BAMBI_NAMES = {"Intercept|county_sigma": "1|county_sigma"}
+# packages the child runs without: the dev venv has hiermodels' optional dask extra, which
+# xarray imports whenever it builds an array (0.37 s) once it is installed; bambi's venv has
+# no dask, and ``pip install hiermodels`` does not install it
+HIDE = "BENCH_HIDE_PACKAGES"
+HIDDEN = "dask,distributed"
 
 
 # -- one fit, in this (fresh) process ------------------------------------------------------------
@@ -100,8 +111,13 @@ def fit_bambi():
     return imported, posterior, BAMBI_NAMES, {"bambi": bmb.__version__}
 
 
-def run_one(label: str) -> dict:
+def run_one(label: str, draws_file: str) -> dict:
+    """Fit in this fresh process and save the population parameters' draws to ``draws_file``
+    (the parent computes their ESS: importing ArviZ here would charge ~1.2 s to a process
+    that does not otherwise load it, and nothing to bambi, which does)."""
     import warnings
+
+    import numpy as np
 
     warnings.simplefilter("ignore")
     fits = {
@@ -112,25 +128,31 @@ def run_one(label: str) -> dict:
     }
     imported, posterior, names, extra = fits[label]()
     fitted = time.perf_counter() - T0
-    # heavy modules the fit itself loaded (before this function imports ArviZ for the ESS)
-    loaded = [m for m in ("scipy.stats", "matplotlib", "arviz_plots") if m in sys.modules]
-    import arviz as az
-
-    post = posterior.to_dataset() if hasattr(posterior, "to_dataset") else posterior
-    watched = [names.get(k, k) for k in POPULATION]
-    ess = az.ess(post[watched], method="bulk")
-    values = {k: float(ess[names.get(k, k)]) for k in POPULATION}
-    slowest = min(values, key=values.get)
+    # heavy modules the fit itself loaded
+    loaded = [m for m in ("scipy.stats", "matplotlib", "arviz_plots", "arviz") if m in sys.modules]
+    np.savez(draws_file, **{k: np.asarray(posterior[names.get(k, k)]) for k in POPULATION})
     return {
         "import_s": round(imported, 2),
         "fit_s": round(fitted - imported, 2),
         "in_process_s": round(fitted, 2),
-        "min_ess_bulk": round(values[slowest], 1),
-        "slowest": slowest,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "heavy_modules_loaded": loaded,
         **extra,
     }
+
+
+def min_ess(draws_file: str) -> tuple[float, str]:
+    """The smallest bulk ESS over the population parameters of a child's saved draws."""
+    import arviz as az
+    import numpy as np
+    import xarray as xr
+
+    with np.load(draws_file) as saved:
+        post = xr.Dataset({k: (("chain", "draw"), saved[k]) for k in POPULATION})
+    ess = az.ess(post, method="bulk")
+    values = {k: float(ess[k]) for k in POPULATION}
+    slowest = min(values, key=values.get)
+    return round(values[slowest], 1), slowest
 
 
 def refit(cache: str) -> dict:
@@ -169,16 +191,23 @@ def refit(cache: str) -> dict:
 
 # -- the parent: fresh processes, taking turns ---------------------------------------------------
 def fresh(label: str, python: str, env: dict) -> dict:
-    child = "bambi" if label == "bambi" else label.removesuffix("_nocache")
-    start = time.perf_counter()
-    done = subprocess.run(
-        [python, __file__, "--run", child], capture_output=True, text=True, env=env, check=False
-    )
-    wall = time.perf_counter() - start
-    if done.returncode:
-        return {"label": label, "error": done.stderr.strip().splitlines()[-3:]}
-    out = json.loads(done.stdout.strip().splitlines()[-1])
-    return {"label": label, "process_wall_s": round(wall, 2), **out, "load": os.getloadavg()}
+    child = label.removesuffix("_nocache")
+    with tempfile.TemporaryDirectory() as tmp:
+        draws = str(Path(tmp) / "draws.npz")
+        start = time.perf_counter()
+        done = subprocess.run(
+            [python, __file__, "--run", child, draws], capture_output=True, text=True, env=env,
+            check=False,
+        )  # fmt: skip
+        wall = time.perf_counter() - start
+        if done.returncode:
+            return {"label": label, "error": done.stderr.strip().splitlines()[-3:]}
+        out = json.loads(done.stdout.strip().splitlines()[-1])
+        ess, slowest = min_ess(draws)
+    return {
+        "label": label, "process_wall_s": round(wall, 2), **out, "min_ess_bulk": ess,
+        "slowest": slowest, "load": os.getloadavg(),
+    }  # fmt: skip
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -203,8 +232,10 @@ def summarize(runs: list[dict]) -> dict:
             "peak_rss_mb_max": max(r["peak_rss_mb"] for r in mine),
         }
     if "bambi" in table:
-        ref = table["bambi"]
-        for row in table.values():
+        for label, row in table.items():
+            # a first process (empty caches) against bambi's first, a later one against later
+            first = label.endswith("_first") and "bambi_first" in table
+            ref = table["bambi_first" if first else "bambi"]
             row["wall_ratio_bambi_over_this"] = round(
                 ref["process_wall_s"]["median"] / row["process_wall_s"]["median"], 2
             )
@@ -219,24 +250,38 @@ def summarize(runs: list[dict]) -> dict:
 
 def main():
     bambi = os.environ.get("BAMBI_PYTHON")
-    base = dict(os.environ)
+    base = {**os.environ, HIDE: HIDDEN}
     with tempfile.TemporaryDirectory() as tmp:
-        cached = {**base, "HIERMODELS_CACHE_DIR": str(Path(tmp) / "cache")}
-        off = {**base, "HIERMODELS_CACHE_DIR": "off"}
+        # as on a new machine: PyTensor's compile directory (bambi and pm.sample use its C
+        # code for the initial point) empty at the start of this run, one per library
+        def compiledir(name: str) -> dict:
+            flags = base.get("PYTENSOR_FLAGS", "")
+            flags = f"{flags},compiledir={Path(tmp) / name}".lstrip(",")
+            return {**base, "PYTENSOR_FLAGS": flags}
+
+        ours = compiledir("pytensor-hiermodels")
+        cached = {**ours, "HIERMODELS_CACHE_DIR": str(Path(tmp) / "cache")}
+        off = {**ours, "HIERMODELS_CACHE_DIR": "off"}
+        by_hand = compiledir("pytensor-pymc")
+        theirs = compiledir("pytensor-bambi")
         plan = [
             ("hiermodels_full", sys.executable, cached),
             ("hiermodels_marginal", sys.executable, cached),
             ("hiermodels_full_nocache", sys.executable, off),
             ("hiermodels_marginal_nocache", sys.executable, off),
-            ("pymc_nutpie", sys.executable, base),
+            ("pymc_nutpie", sys.executable, by_hand),
         ]
         if bambi:
-            plan.append(("bambi", bambi, base))
-        # the first process of each engine fills the (empty) cache of this run
-        runs = [
-            {**fresh(engine, sys.executable, cached), "label": f"{engine}_first"}
-            for engine in ("hiermodels_marginal", "hiermodels_full")
-        ]
+            plan.append(("bambi", bambi, theirs))
+        # the first process of each fills the (empty) caches of this run
+        firsts = [(e, sys.executable, cached) for e in ("hiermodels_marginal", "hiermodels_full")]
+        firsts.append(("pymc_nutpie", sys.executable, by_hand))
+        if bambi:
+            firsts.append(("bambi", bambi, theirs))
+        runs = []
+        for label, python, env in firsts:
+            runs.append({**fresh(label, python, env), "label": f"{label}_first"})
+            print(json.dumps(runs[-1]), flush=True)
         for i in range(REPEATS):
             for label, python, env in plan if i % 2 == 0 else plan[::-1]:
                 runs.append(fresh(label, python, env))
@@ -273,8 +318,10 @@ def main():
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--run":
-        print(json.dumps(run_one(sys.argv[2])))
+    for name in filter(None, os.environ.get(HIDE, "").split(",")):
+        sys.modules[name] = None  # as if not installed: import fails, find_spec gives None
+    if len(sys.argv) == 4 and sys.argv[1] == "--run":
+        print(json.dumps(run_one(sys.argv[2], sys.argv[3])))
     elif len(sys.argv) == 3 and sys.argv[1] == "--refit":
         print(json.dumps(refit(sys.argv[2])))
     else:

@@ -22,6 +22,7 @@ again, and any failure while compiling falls back to ``nutpie.compile_pymc_model
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import itertools
@@ -47,6 +48,7 @@ __all__ = [
     "last_outcome",
     "load_nutpie",
     "support_point",
+    "without_c",
 ]
 
 ENV_DIR = "HIERMODELS_CACHE_DIR"
@@ -290,6 +292,44 @@ def _callbacks(directory: Path, key: str, meta: dict, record, inner_logp, inner_
 
 
 # -- compile or load ----------------------------------------------------------------------------
+def without_c():
+    """A context in which PyTensor compiles no C: the small functions built beside the numba
+    callbacks (the support point and the traced shapes, whose graphs hold a Scan for the LKJ
+    factor) run their Python implementations instead, with the same values, rather than
+    spending ~6 s of a machine's first process in the C compiler (PyTensor's compile
+    directory starts empty there; docs/performance.md).
+
+    Not for the numba callbacks themselves: without a C compiler PyTensor fuses larger
+    loops, which numba compiles twice as slowly."""
+    import pytensor
+
+    return pytensor.config.change_flags(cxx="")
+
+
+@contextlib.contextmanager
+def _side_functions_without_c():
+    """While nutpie compiles: its initial-point and traced-shape functions (PyMC's
+    ``make_initial_point_fn`` and nutpie's ``_compute_shapes``, looked up when called) built
+    :func:`without_c`, the numba callbacks as usual."""
+    import nutpie.compile_pymc as compile_pymc
+    import pymc.initial_point as initial_point
+
+    def light(function):
+        def call(*args, **kwargs):
+            with without_c():
+                return function(*args, **kwargs)
+
+        return call
+
+    originals = initial_point.make_initial_point_fn, compile_pymc._compute_shapes
+    initial_point.make_initial_point_fn = light(originals[0])
+    compile_pymc._compute_shapes = light(originals[1])
+    try:
+        yield
+    finally:
+        initial_point.make_initial_point_fn, compile_pymc._compute_shapes = originals
+
+
 def load_nutpie():
     """``import nutpie`` without importing all of ArviZ (~1 s with matplotlib and scipy.stats
     in a fresh process, docs/performance.md).
@@ -341,7 +381,8 @@ def compile_pymc_model(model: pm.Model):
     found = fingerprint(model) if directory is not None else None
     if found is None:
         _outcome = "off" if directory is None else "fallback"
-        return nutpie.compile_pymc_model(model)
+        with _side_functions_without_c():
+            return nutpie.compile_pymc_model(model)
     key, shared = found
     meta_path = directory / f"{key}.json"
     if meta_path.is_file():
@@ -359,7 +400,8 @@ def compile_pymc_model(model: pm.Model):
     except Exception:  # never worse than nutpie's own compilation
         _remove(directory, key)
         _outcome = "fallback"
-        return nutpie.compile_pymc_model(model)
+        with _side_functions_without_c():
+            return nutpie.compile_pymc_model(model)
 
 
 def support_point(model: pm.Model, names) -> Callable[[], list[float]]:
@@ -373,14 +415,14 @@ def support_point(model: pm.Model, names) -> Callable[[], list[float]]:
         if not point:
             from pymc.initial_point import make_initial_point_fn
 
-            point.append(
-                make_initial_point_fn(
+            with without_c():
+                made = make_initial_point_fn(
                     model=model,
                     default_strategy="support_point",
                     jitter_rvs=set(),
                     return_transformed=True,
                 )
-            )
+            point.append(made)
         values = point[0](0)
         return np.concatenate([np.ravel(values[n]) for n in names]).astype(float).tolist()
 
@@ -493,13 +535,14 @@ def _compile_and_store(model: pm.Model, directory: Path, key: str, model_shared:
     metadata file last, once numba has saved both callbacks."""
     from nutpie.compile_pymc import _make_functions
 
-    _, _, logp_pt, expand_pt, _, shape_info, reparameterized = _make_functions(
-        model,
-        mode="NUMBA",
-        compute_grad=True,
-        join_expanded=True,
-        pymc_initial_point_fn=lambda seed: {},  # not called: _assemble makes the real one
-    )
+    with _side_functions_without_c():
+        _, _, logp_pt, expand_pt, _, shape_info, reparameterized = _make_functions(
+            model,
+            mode="NUMBA",
+            compute_grad=True,
+            join_expanded=True,
+            pymc_initial_point_fn=lambda seed: {},  # not called: _assemble makes the real one
+        )
     names = {}
     for var in [*logp_pt.get_shared(), *expand_pt.get_shared()]:
         names.setdefault(var.name, f"s{len(names)}")
@@ -548,7 +591,8 @@ def _load(model: pm.Model, directory: Path, key: str, shared: dict, meta: dict):
     if _shape_signature(shared, meta["keys"]) != meta["shape_signature"]:
         from nutpie.compile_pymc import _compute_shapes
 
-        computed = _compute_shapes(model)  # new shapes of data: the traced shapes again
+        with without_c():
+            computed = _compute_shapes(model)  # new shapes of data: the traced shapes again
         meta = {**meta, "shapes": [[int(d) for d in computed[n]] for n in meta["names"]]}
     if _data_hash(shared) != meta["data"]:  # new data: their support point
         meta = {**meta, "support_point": support_point(model, meta["names"][: meta["n_free"]])()}

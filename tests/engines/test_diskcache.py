@@ -174,3 +174,43 @@ def test_nutpie_loads_without_arviz_and_arviz_stays_real():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
     )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+_NO_C_SCRIPT = """
+import json, pathlib, sys, warnings
+warnings.simplefilter("ignore")
+import numpy as np, pymc as pm
+from hiermodels.engines import diskcache
+rng = np.random.default_rng(int(sys.argv[1]))
+with pm.Model() as model:
+    data = pm.Data("y", rng.normal(size=(30, 2)))
+    chol, _, _ = pm.LKJCholeskyCov("chol", n=2, eta=2.0, sd_dist=pm.Exponential.dist(1.0))
+    pm.MvNormal("obs", mu=0.0, chol=chol, observed=data)
+compiled = diskcache.compile_pymc_model(model)
+names = compiled.shape_info[0][: len(model.free_RVs)]
+ours = diskcache.support_point(model, names)()
+built = sorted(str(p.parent.name) for p in pathlib.Path(sys.argv[2]).rglob("mod.cpp"))
+from pymc.initial_point import make_initial_point_fn
+point = make_initial_point_fn(model=model, default_strategy="support_point", jitter_rvs=set(),
+                              return_transformed=True)(0)
+print(json.dumps({"outcome": diskcache.last_outcome(), "built": built, "ours": ours,
+    "pymc": np.concatenate([np.ravel(point[n]) for n in names]).tolist()}))
+"""
+
+
+@pytest.mark.slow
+def test_a_first_process_compiles_no_c_beside_the_numba_callbacks(tmp_path, seed):
+    """The LKJ factor's support point and traced shapes hold a Scan whose inner function
+    PyTensor compiles to C (~6 s of a machine's first process, PyTensor's compile directory
+    empty): built without C they give PyMC's values, and no C module is compiled."""
+    compiledir = tmp_path / "pytensor"
+    flags = f"{os.environ.get('PYTENSOR_FLAGS', '')},compiledir={compiledir}".lstrip(",")
+    env = {**os.environ, diskcache.ENV_DIR: str(tmp_path / "cache"), "PYTENSOR_FLAGS": flags}
+    done = subprocess.run(
+        [sys.executable, "-c", _NO_C_SCRIPT, str(seed(13)), str(compiledir)],
+        capture_output=True, text=True, env=env, check=True, timeout=600,
+    )  # fmt: skip
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["outcome"] == "stored"
+    assert out["built"] == []  # before PyMC's own point function below compiles its C
+    np.testing.assert_array_equal(out["ours"], out["pymc"])
