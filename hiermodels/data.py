@@ -44,6 +44,7 @@ __all__ = [
     "GroupedData",
     "PopulationDesign",
     "check_full_rank",
+    "expand_varying",
     "factor_labels",
     "level_labels",
     "numeric_column",
@@ -292,7 +293,7 @@ def encode_predictors(df: pd.DataFrame, predictors: Sequence[str]) -> tuple[list
     return names, np.column_stack(columns) if columns else np.empty((len(df), 0))
 
 
-def _expand_varying(varying: Sequence[str], predictors: Sequence[str], design: PopulationDesign):
+def expand_varying(varying: Sequence[str], predictors: Sequence[str], design: PopulationDesign):
     """The design columns of the varying terms: a term's own columns (``kind`` varies as
     ``kind[b]`` and ``kind[c]``), or one design column named directly."""
     term_columns = dict(design.term_columns)
@@ -418,7 +419,7 @@ def _encode_factor(df, grouping, terms, X, predictors, design) -> GroupFactor:
             "model needs at least 2 groups per factor (drop this grouping term)"
         )
     idx = pd.Categorical(labels, categories=levels).codes.astype(np.int64)
-    varying = _expand_varying(grouping.varying, predictors, design)
+    varying = expand_varying(grouping.varying, predictors, design)
     first = _first_index(idx, len(levels))
     group_level = []
     for k, term in enumerate(terms[1:], start=1):

@@ -11,7 +11,8 @@ passes, so no row reaches the driver (which may then be a laptop and the rows on
    predictors, the checks :func:`hiermodels.data.prepare` makes);
 2. the cross-products of the centred design ``X_c`` (columns ``1, x_k - mean(x_k)``) and
    ``y``, which give the least squares ``shift`` as ``sufficient_statistics`` takes it;
-3. per group, the sums of ``Z Z'``, ``Z X_c'``, ``Z y0`` and of ``W W'`` with
+3. per group (per cell of the grouping columns), the sums of ``Z Z'``, ``Z X_c'``, ``Z y0``
+   (one factor only) and of ``W W'`` with
    ``W = (X_c, y0)``, ``y0 = y - X_c shift``: the marginal likelihood's sums, and what
    :meth:`~hiermodels.lazy_fit.AggregatedResult.no_pooling` needs.
 
@@ -21,10 +22,14 @@ order (equal to ~1e-12 relative). The result is an :class:`AggregatedData`: a
 :class:`NotCollected`, so whatever needs them (``log_likelihood()``, ``ppc()``, ``save()``)
 raises :class:`RowsNotCollectedError` instead of computing on something else. No PyMC here.
 
-Supported: gaussian, one grouping column, population terms that are columns by name:
-numeric (or boolean), or text / categorical, coded as the pandas path codes them (treatment
-dummies ``k[b]``, ``k[c]``, the first sorted level the reference); their levels take one more
-pass first, and each partition is coded by :func:`_encoded_partition` before the sums.
+Supported: gaussian, one grouping factor or two nested ones, population terms that are
+columns by name: numeric (or boolean), or text / categorical, coded as the pandas path codes
+them (treatment dummies ``k[b]``, ``k[c]``, the first sorted level the reference); their
+levels take one more pass first, and each partition is coded by
+:func:`~hiermodels.lazy_partitions.encoded_partition` before the sums. With two grouping
+factors they must nest (a class within one school: ``(1 | school/class)``, or class labels
+unique across schools); the sums are then per (school, class) cell, added up per inner group
+as for a pandas frame (:func:`hiermodels.builders.marginal_nested.nested_from_gram`).
 An ``offset`` column enters as ``y - offset``; known standard errors (``se``, without
 ``sigma``) weight every sum by ``1 / se^2``, as ``sufficient_statistics`` does for pandas.
 Transform columns in the dask frame first (``ddf.assign(lx=np.log(ddf.x))``).
@@ -42,13 +47,14 @@ from hiermodels.data import (
     GroupedData,
     GroupFactor,
     PopulationDesign,
-    _expand_varying,
+    expand_varying,
     factor_labels,
     population_columns,
     population_design,
 )
 from hiermodels.errors import DataError, RowsNotCollectedError, SpecError, format_rows
 from hiermodels.formula import population_model
+from hiermodels.lazy_partitions import encoded_partition, gram_partition, group_partition
 from hiermodels.names import INTERCEPT
 from hiermodels.spec import HierarchicalSpec
 
@@ -97,8 +103,22 @@ class AggregatedFactor(GroupFactor):
 
     counts: np.ndarray | None = None
     group_values: np.ndarray | None = None
+    cells: np.ndarray | None = None
 
     n_obs = property(lambda self: self.counts)
+
+    def parents(self, outer: GroupFactor) -> np.ndarray | None:
+        """(n_groups,) the level of ``outer`` each level of this factor lies in, or None if
+        some level spans several (crossed factors). Read from ``cells``, this factor's
+        level code of each distinct combination of the grouping columns' values (the same
+        combinations for every factor of the data), as ``_parents`` of
+        :mod:`hiermodels.builders.marginal_nested` reads the row codes."""
+        theirs = getattr(outer, "cells", None)
+        if self.cells is None or theirs is None:
+            return None
+        parent = np.full(self.n_groups, -1)
+        parent[self.cells] = theirs
+        return None if np.any(parent[self.cells] != theirs) else parent
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,10 +163,15 @@ def lazy_supported(spec: HierarchicalSpec) -> tuple[bool, str]:
             "se with sigma=True weights each row by 1 / (se^2 + sigma^2), which changes with "
             "sigma, so the sums are not fixed: fit without sigma, or .compute() the frame"
         )
-    if len(spec.groups) != 1 or len(spec.groups[0].columns) != 1:
+    if len(spec.groups) not in (1, 2):
         names = [g.name for g in spec.groups]
-        return False, f"grouping factors {names}: the marginal engine takes one grouping column"
-    return True, "gaussian outcome with one grouping column"
+        return False, (
+            f"grouping factors {names}: the marginal engine takes one grouping factor or two "
+            "nested ones"
+        )
+    if len(spec.groups) == 2:
+        return True, "gaussian outcome with two grouping factors (they must nest)"
+    return True, "gaussian outcome with one grouping factor"
 
 
 def _missing_rows(ddf, mask, count: int) -> str:
@@ -156,12 +181,12 @@ def _missing_rows(ddf, mask, count: int) -> str:
     return f"{shown}, ... ({count} in all)" if count > len(first) else shown
 
 
-def _first_pass(ddf, y: str, group: str, columns: list[str], extras: list[str]):
+def _first_pass(ddf, y: str, cells: list[str], columns: list[str], extras: list[str]):
     import dask
 
     numbers = [y, *extras, *columns]
-    frame = ddf[[*numbers, group]]
-    grouped = ddf[[group, *columns]].groupby(group, observed=True)
+    frame = ddf[[*numbers, *cells]]
+    grouped = ddf[[*cells, *columns]].groupby(cells, observed=True)
     return dask.compute(
         frame.isna().sum(),
         frame[numbers].isin([np.inf, -np.inf]).sum(),
@@ -174,12 +199,12 @@ def _first_pass(ddf, y: str, group: str, columns: list[str], extras: list[str]):
     )
 
 
-def _check_columns(ddf, spec: HierarchicalSpec, columns: list[str]) -> list[str]:
+def _check_columns(ddf, spec: HierarchicalSpec, cells: list[str], columns: list[str]) -> list[str]:
     """Refuse missing and non-numeric columns; return the predictors to code as categories
-    (text, categorical or object columns)."""
-    y, group = spec.y, spec.groups[0].columns[0]
+    (text, categorical or object columns). ``cells`` are the grouping columns."""
+    y = spec.y
     extras = [c for c in (spec.offset, spec.se) if c is not None]
-    missing = [c for c in (y, group, *extras, *columns) if c not in ddf.columns]
+    missing = [c for c in (y, *cells, *extras, *columns) if c not in ddf.columns]
     if missing:
         raise DataError(
             f"column(s) {', '.join(map(repr, missing))} not in the data; available columns: "
@@ -241,21 +266,6 @@ def _categories(ddf, text: list[str]) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def _encoded_partition(part: pd.DataFrame, keep: list[str], dummies) -> pd.DataFrame:
-    """``part``'s columns ``keep`` and a 0/1 column ``k[b]`` per ``(name, column, level)`` of
-    ``dummies``, labelled as :func:`~hiermodels.columns.level_labels` labels (by distinct
-    value, so the text of each row is not rebuilt)."""
-    out = part[keep].copy()
-    labels = {}
-    for name, col, level in dummies:
-        if col not in labels:
-            codes, uniques = pd.factorize(part[col])
-            labels[col] = (codes, level_labels(pd.Series(uniques, dtype=part[col].dtype)))
-        codes, text = labels[col]
-        out[name] = (text.to_numpy() == level)[codes].astype(float)
-    return out
-
-
 def _design(spec: HierarchicalSpec, model, columns, low, high, dtypes, levels) -> PopulationDesign:
     """formulae's design of a few rows (each numeric column's minimum and maximum, each text
     column's ``levels`` in turn): all that encoding new rows needs when every term is a
@@ -287,12 +297,24 @@ def _design(spec: HierarchicalSpec, model, columns, low, high, dtypes, levels) -
     return design
 
 
-def _levels(sizes: pd.Series, group: str, dtype) -> tuple[tuple, np.ndarray]:
-    """The sorted levels as :func:`~hiermodels.data.prepare` labels and sorts them, and each
-    distinct raw value's level code (equal labels, e.g. 1 and 1.0, share a level)."""
-    raw = pd.DataFrame({group: pd.Series(sizes.index.to_numpy(), dtype=dtype)})
-    labels = factor_labels(raw, (group,))
-    levels = sorted_levels(raw, (group,), labels)
+def _cell_frame(sizes: pd.Series, cells: list[str], dtypes) -> pd.DataFrame:
+    """The distinct combinations of the grouping columns' values (the group-by's index), one
+    row each, in the columns' own dtypes."""
+    index = sizes.index
+    return pd.DataFrame(
+        {
+            c: pd.Series(index.get_level_values(k).to_numpy(), dtype=dtypes[c])
+            for k, c in enumerate(cells)
+        }
+    )
+
+
+def _levels(raw: pd.DataFrame, columns) -> tuple[tuple, np.ndarray]:
+    """A factor's sorted levels as :func:`~hiermodels.data.prepare` labels and sorts them,
+    and the level code of each combination of ``raw`` (equal labels, e.g. 1 and 1.0, share a
+    level; a factor of several columns is labelled by its values joined by ``:``)."""
+    labels = factor_labels(raw, tuple(columns))
+    levels = sorted_levels(raw, tuple(columns), labels)
     return levels, pd.Index(levels).get_indexer(labels)
 
 
@@ -302,94 +324,42 @@ def _by_level(values: np.ndarray, codes: np.ndarray, n_levels: int) -> np.ndarra
     return out
 
 
-def _centred(part: pd.DataFrame, columns, means) -> np.ndarray:
-    x = [part[c].to_numpy(dtype=float) - m for c, m in zip(columns, means[1:], strict=True)]
-    return np.column_stack([np.ones(len(part)), *x])
-
-
-def _outcome(part, outcome) -> tuple[np.ndarray, np.ndarray]:
-    """``(y - offset, w)`` of a partition's rows, ``w = 1 / se^2`` with known standard errors
-    (``row_weights`` of :mod:`hiermodels.builders.marginal`), else 1. ``outcome`` is the
-    column names ``(y, offset, se)``, None for an absent one."""
-    y, offset, se = outcome
-    t = part[y].to_numpy(dtype=float)
-    if offset is not None:
-        t = t - part[offset].to_numpy(dtype=float)
-    w = np.ones(len(part)) if se is None else part[se].to_numpy(dtype=float) ** -2.0
-    return t, w
-
-
-def _gram_partition(part, outcome, columns, means, centre) -> pd.DataFrame:
-    """One partition's weighted sums of ``(X_c, t_c)(X_c, t_c)'`` (``t_c = y - offset -
-    centre[1]``), then unweighted the sums of ``X_c**2``, of ``(y - centre[0])**2`` and of
-    ``log se**2``, flattened into one row."""
-    Xc = _centred(part, columns, means)
-    t, w = _outcome(part, outcome)
-    W = np.column_stack([Xc, t - centre[1]])
-    y = part[outcome[0]].to_numpy(dtype=float) - centre[0]
-    log_var = -np.sum(np.log(w))
-    row = np.concatenate(
-        [((W * w[:, None]).T @ W).ravel(), np.sum(Xc**2, axis=0), [y @ y, log_var]]
-    )
-    return pd.DataFrame(row.reshape(1, -1))
-
-
-def _group_partition(part, outcome, group, columns, means, shift, varying) -> pd.DataFrame:
-    """One partition's per-group weighted sums of ``Z Z'``, ``Z X_c'``, ``Z y0`` and
-    ``W W'`` (the products of ``sufficient_statistics``), one row per raw group value."""
-    Xc = _centred(part, columns, means)
-    t, w = _outcome(part, outcome)
-    y0 = t - Xc @ shift
-    raw = np.column_stack([np.ones(len(part)), *(part[c].to_numpy(dtype=float) for c in columns)])
-    Z = raw[:, varying]
-    W = np.column_stack([Xc, y0])
-    Zw, Ww = Z * w[:, None], W * w[:, None]
-    n, q, p = len(part), Z.shape[1], Xc.shape[1]
-    products = np.concatenate(
-        [
-            (Zw[:, :, None] * Z[:, None, :]).reshape(n, q * q),
-            (Zw[:, :, None] * Xc[:, None, :]).reshape(n, q * p),
-            Zw * y0[:, None],
-            (Ww[:, :, None] * W[:, None, :]).reshape(n, (p + 1) ** 2),
-        ],
-        axis=1,
-    )
-    frame = pd.DataFrame(products, columns=[f"s{k}" for k in range(products.shape[1])])
-    frame[group] = part[group].to_numpy()
-    return frame.groupby(group, observed=True, sort=False).sum().reset_index()
-
-
 def collect(ddf, spec: HierarchicalSpec) -> AggregatedData:
     """Check a dask DataFrame and summarize it for the marginal engine in three passes.
 
     Raises the named errors of :func:`hiermodels.data.prepare` for a missing column, missing
     or infinite values, a non-numeric or constant column, a single group, a constant outcome,
     collinear predictors and a varying term constant within every group (the row labels
-    named on failure cost one more pass). ``spec`` must pass :func:`lazy_supported`.
+    named on failure cost one more pass), and a :class:`DataError` for two crossed factors.
+    ``spec`` must pass :func:`lazy_supported`.
+
+    With two factors the sums are per distinct combination of the grouping columns' values
+    (a cell: a class of a school), ``sums["cell_gram"]``, and each factor's ``cells`` gives
+    its level of each; :mod:`hiermodels.lazy_fit` adds them up per inner group.
     """
     ok, reason = lazy_supported(spec)
     if not ok:
         raise SpecError(f"a dask DataFrame cannot be summarized for this model: {reason}")
-    grouping = spec.groups[0]
-    y, group = spec.y, grouping.columns[0]
+    y, groupings = spec.y, spec.groups
+    cells = list(dict.fromkeys(c for g in groupings for c in g.columns))
     model = population_model(spec.formula, tuple(spec.predictors))
     columns = list(population_columns(model))
-    if y in columns or group in columns:
+    if y in columns or any(c in columns for c in cells):
         raise SpecError("predictors must not contain the outcome or a grouping column; remove them")
-    check_names(y, columns, [group], [grouping.name])
-    levels = _categories(ddf, _check_columns(ddf, spec, columns))
+    check_names(y, columns, cells, [g.name for g in groupings])
+    levels = _categories(ddf, _check_columns(ddf, spec, cells, columns))
     numeric = [c for c in columns if c not in levels]
     dummies = [(f"{c}[{v}]", c, v) for c in columns if c in levels for v in levels[c][1:]]
     extras = [c for c in (spec.offset, spec.se) if c is not None]
     if dummies:
         # the dummies are summed like numeric columns: the frame below carries them
-        keep = [y, group, *extras, *numeric]
+        keep = [y, *cells, *extras, *numeric]
         meta = ddf._meta[keep].assign(**{d: pd.Series(dtype=float) for d, *_ in dummies})
-        ddf = ddf.map_partitions(_encoded_partition, keep, dummies, meta=meta)
+        ddf = ddf.map_partitions(encoded_partition, keep, dummies, meta=meta)
     coded = [*numeric, *(d for d, *_ in dummies)]
-    first = _first_pass(ddf, y, group, coded, extras)
+    first = _first_pass(ddf, y, cells, coded, extras)
     nulls, infinite, sums, low, high, sizes, gmin, gmax = first
-    for col in (y, group, *extras, *numeric):
+    for col in (y, *cells, *extras, *numeric):
         if nulls[col]:
             rows = _missing_rows(ddf, ddf[col].isna(), int(nulls[col]))
             raise DataError(
@@ -420,33 +390,11 @@ def collect(ddf, spec: HierarchicalSpec) -> AggregatedData:
     design = _design(spec, model, columns, low, high, ddf.dtypes, levels)
     terms = design.names
     columns = list(terms[1:])  # the design columns, dummies in place of text columns
-    levels, codes = _levels(sizes, group, ddf.dtypes[group])
-    if len(levels) < 2:
-        raise DataError(
-            f"grouping factor {grouping.name!r} has a single group ({levels[0]!r}); a "
-            "hierarchical model needs at least 2 groups per factor (drop this grouping term)"
-        )
-    J = len(levels)
-    counts = _by_level(sizes.to_numpy(dtype=float), codes, J).astype(np.int64)
-    group_level, group_values = [], []
-    if columns:
-        spread = gmax[columns].to_numpy(dtype=float) - gmin[columns].to_numpy(dtype=float)
-        lowest = gmin[columns].to_numpy(dtype=float)
-        for k, col in enumerate(columns):
-            if np.all(spread[:, k] == 0):
-                group_level.append(col)
-                value = np.zeros(J)
-                value[codes] = lowest[:, k]  # one value per group: any of its rows'
-                group_values.append(value)
-    varying = _expand_varying(grouping.varying, spec.predictors, design)
-    bad_varying = [t for t in varying if t in group_level]
-    if bad_varying:
-        raise SpecError(
-            f"term(s) {bad_varying} are constant within every {grouping.name!r} group, so "
-            "their slope cannot vary by group; keep them in predictors and remove them from "
-            "the varying terms of this grouping"
-        )
-    varying = (INTERCEPT, *varying) if grouping.intercept else tuple(varying)
+    raw = _cell_frame(sizes, cells, ddf.dtypes)
+    per_cell = (sizes.to_numpy(dtype=float), gmin, gmax, columns)
+    factors = [_factor(g, raw, per_cell, spec, design) for g in groupings]
+    if len(factors) == 2:
+        _check_nested(*factors)
     n = int(sizes.sum())
     if high[y] == low[y]:
         raise DataError(
@@ -456,28 +404,23 @@ def collect(ddf, spec: HierarchicalSpec) -> AggregatedData:
     means = np.array([0.0, *(sums[c] / n for c in columns)])
     mean_y = float(sums[y] / n)
     mean_t = mean_y - (float(sums[spec.offset] / n) if spec.offset is not None else 0.0)
-    at = [terms.index(t) for t in varying]
+    # one factor: its Z sums per cell; two: only W W' per cell (lazy_fit derives the rest)
+    at = [terms.index(t) for t in factors[0].varying] if len(factors) == 1 else []
     outcome = (y, spec.offset, spec.se)
     centres = (means, mean_y, mean_t)
-    sums_out = _sums(ddf, outcome, group, columns, centres, at, (sizes.index, codes, J))
+    sums_out, per_cell = _sums(ddf, outcome, cells, columns, centres, at, sizes.index)
+    if len(factors) == 1:
+        sums_out |= _factor_sums(per_cell, factors[0], len(at), len(columns) + 1)
+    else:
+        p = len(columns) + 1
+        sums_out["cell_gram"] = per_cell.reshape(len(raw), p + 1, p + 1)
     sums_out.update(n_obs=n, means=means, mean_y=mean_y)
-    factor = AggregatedFactor(
-        name=grouping.name,
-        columns=(group,),
-        levels=levels,
-        idx=NotCollected(n, f"the {grouping.name!r} code of each row"),
-        varying=varying,
-        group_level=tuple(group_level),
-        correlated=bool(grouping.correlated),
-        counts=counts,
-        group_values=np.column_stack(group_values) if group_values else np.empty((J, 0)),
-    )
     return AggregatedData(
         y=NotCollected(n, f"outcome {y!r}"),
         y_name=y,
         X=NotCollected(n, "the population design"),
         terms=terms,
-        factors=(factor,),
+        factors=tuple(factors),
         row_labels=NotCollected(n, "row labels"),
         predictors=tuple(spec.predictors),
         design=design,
@@ -489,17 +432,96 @@ def collect(ddf, spec: HierarchicalSpec) -> AggregatedData:
     )
 
 
-def _sums(ddf, outcome, group, columns, centres, varying, levels) -> dict:
-    """Passes 2 and 3: the global cross-products and ``shift``, then the per-group sums.
-    ``outcome`` is the columns ``(y, offset, se)``; ``centres`` (column means, mean of y, mean
-    of y - offset); ``levels`` (the distinct raw group values, their level codes, the number
-    of levels)."""
-    (means, mean_y, mean_t), (raw, codes, J) = centres, levels
-    p, q = len(columns) + 1, len(varying)
-    meta = pd.DataFrame({k: pd.Series(dtype=float) for k in range((p + 1) ** 2 + p + 2)})
-    parts = ddf.map_partitions(
-        _gram_partition, outcome, columns, means, (mean_y, mean_t), meta=meta
+def _factor(grouping, raw: pd.DataFrame, per_cell, spec, design) -> AggregatedFactor:
+    """One grouping factor from the cells' sizes and the predictors' minima and maxima per
+    cell (``per_cell``), with :func:`hiermodels.data.prepare`'s checks: two levels or more,
+    no varying term constant within every level."""
+    sizes, gmin, gmax, columns = per_cell
+    levels, codes = _levels(raw, grouping.columns)
+    if len(levels) < 2:
+        raise DataError(
+            f"grouping factor {grouping.name!r} has a single group ({levels[0]!r}); a "
+            "hierarchical model needs at least 2 groups per factor (drop this grouping term)"
+        )
+    J = len(levels)
+    group_level, group_values = [], []
+    if columns:
+        lowest = np.full((J, len(columns)), np.inf)
+        highest = np.full((J, len(columns)), -np.inf)
+        np.minimum.at(lowest, codes, gmin[columns].to_numpy(dtype=float))
+        np.maximum.at(highest, codes, gmax[columns].to_numpy(dtype=float))
+        for k, col in enumerate(columns):
+            if np.all(highest[:, k] == lowest[:, k]):
+                group_level.append(col)
+                group_values.append(lowest[:, k])  # one value per level: any of its rows'
+    varying = expand_varying(grouping.varying, spec.predictors, design)
+    bad_varying = [t for t in varying if t in group_level]
+    if bad_varying:
+        raise SpecError(
+            f"term(s) {bad_varying} are constant within every {grouping.name!r} group, so "
+            "their slope cannot vary by group; keep them in predictors and remove them from "
+            "the varying terms of this grouping"
+        )
+    n = int(sizes.sum())
+    return AggregatedFactor(
+        name=grouping.name,
+        columns=tuple(grouping.columns),
+        levels=levels,
+        idx=NotCollected(n, f"the {grouping.name!r} code of each row"),
+        varying=(INTERCEPT, *varying) if grouping.intercept else tuple(varying),
+        group_level=tuple(group_level),
+        correlated=bool(grouping.correlated),
+        counts=_by_level(sizes, codes, J).astype(np.int64),
+        group_values=np.column_stack(group_values) if group_values else np.empty((J, 0)),
+        cells=codes,
     )
+
+
+def _check_nested(a: AggregatedFactor, b: AggregatedFactor) -> None:
+    """Refuse two crossed factors (some level of each lies in several levels of the other),
+    naming a level of the one with more levels that does."""
+    if a.parents(b) is not None or b.parents(a) is not None:
+        return
+    inner, outer = (a, b) if a.n_groups >= b.n_groups else (b, a)
+    pairs = pd.DataFrame({"inner": inner.cells, "outer": outer.cells}).drop_duplicates()
+    spans = pairs.groupby("inner")["outer"].agg(list)
+    level, where = next((k, v) for k, v in spans.items() if len(v) > 1)
+    shown = ", ".join(repr(outer.levels[k]) for k in sorted(where)[:3])
+    raise DataError(
+        f"grouping factors {[a.name, b.name]} are crossed, not nested: level "
+        f"{inner.levels[level]!r} of {inner.name!r} has rows in {len(where)} levels of "
+        f"{outer.name!r} ({shown}{', ...' if len(where) > 3 else ''}); a dask DataFrame is "
+        "fitted by the marginal engine, which takes nested factors only. Give each inner "
+        "level a label unique across the outer ones if they are nested, e.g. (1 | school/class), "
+        "or fit crossed factors with pandas (ddf.compute()) and engine='full'"
+    )
+
+
+def _factor_sums(per_cell: np.ndarray, factor: AggregatedFactor, q: int, p: int) -> dict:
+    """One factor's per-level sums from the per-cell ones
+    (:func:`~hiermodels.lazy_partitions.group_partition`)."""
+    J = factor.n_groups
+    out = _by_level(per_cell, factor.cells, J)
+    a, b, c = q * q, q * q + q * p, q * q + q * p + q
+    gram = out[:, c:].reshape(J, p + 1, p + 1)
+    return {
+        "ZtZ": out[:, :a].reshape(J, q, q),
+        "ZtX": out[:, a:b].reshape(J, q, p),
+        "Zty": out[:, b:c],
+        "gram": gram,
+    }
+
+
+def _sums(ddf, outcome, cells, columns, centres, varying, raw) -> tuple[dict, np.ndarray]:
+    """Passes 2 and 3: the global cross-products and ``shift``, then the sums per cell
+    (:func:`~hiermodels.lazy_partitions.group_partition`) in the order of ``raw``, the
+    distinct combinations of the grouping columns ``cells``. ``outcome`` is the columns
+    ``(y, offset, se)``; ``centres`` (column means, mean of y, mean of y - offset);
+    ``varying`` the positions of the varying terms in the design."""
+    means, mean_y, mean_t = centres
+    p = len(columns) + 1
+    meta = pd.DataFrame({k: pd.Series(dtype=float) for k in range((p + 1) ** 2 + p + 2)})
+    parts = ddf.map_partitions(gram_partition, outcome, columns, means, (mean_y, mean_t), meta=meta)
     total = parts.sum().compute().to_numpy(dtype=float)
     G = total[: (p + 1) ** 2].reshape(p + 1, p + 1)
     squares, (syy, sum_log_var) = total[(p + 1) ** 2 : -2], total[-2:]
@@ -510,28 +532,25 @@ def _sums(ddf, outcome, group, columns, centres, varying, levels) -> dict:
     check_full_rank(np.sqrt(np.clip(eigen, 0, None))[:, None] * vectors.T, (INTERCEPT, *columns))
     # least squares on y = y_c + mean(y) * (the intercept column): the same fit, moved
     shift = np.linalg.solve(XtX, G[:p, p]) + mean_t * (np.arange(p) == 0)
+    q = len(varying)
     width = q * q + q * p + q + (p + 1) ** 2
-    meta = pd.DataFrame({group: pd.Series(dtype=ddf.dtypes[group])})
+    meta = pd.DataFrame({c: pd.Series(dtype=ddf.dtypes[c]) for c in cells})
     for k in range(width):
         meta[f"s{k}"] = pd.Series(dtype=float)
     parts = ddf.map_partitions(
-        _group_partition, outcome, group, columns, means, shift, varying, meta=meta
+        group_partition, outcome, cells, columns, means, shift, varying, meta=meta
     )
-    by_raw = parts.groupby(group, observed=True).sum().compute()
-    out = _by_level(by_raw.reindex(raw).to_numpy(dtype=float), codes, J)
-    a, b, c = q * q, q * q + q * p, q * q + q * p + q
-    gram = out[:, c:].reshape(J, p + 1, p + 1)
+    by_cell = parts.groupby(cells, observed=True).sum().compute()
+    per_cell = by_cell.reindex(raw).to_numpy(dtype=float)
+    gram = per_cell[:, q * q + q * p + q :].reshape(-1, p + 1, p + 1)
     total = gram.sum(axis=0)
-    return {
+    out = {
         "XtX": XtX,
         "Xty": total[:p, p],
         "yty": float(total[p, p]),
-        "ZtZ": out[:, :a].reshape(J, q, q),
-        "ZtX": out[:, a:b].reshape(J, q, p),
-        "Zty": out[:, b:c],
         "shift": shift,
-        "gram": gram,
         "sd_y": float(np.sqrt(syy / (n - 1))),  # n >= 2 (two groups)
         "sd_x": np.array([1.0, *np.sqrt(squares[1:] / n)]),  # ddof 0, unweighted
         "sum_log_var": float(sum_log_var),
     }
+    return out, per_cell

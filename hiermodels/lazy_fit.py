@@ -22,6 +22,11 @@ from hiermodels.builders.marginal import (
     build_marginal,
     marginal_inputs,
 )
+from hiermodels.builders.marginal_nested import (
+    NestedStatistics,
+    nested_factors,
+    nested_from_gram,
+)
 from hiermodels.defaults import resolve_priors
 from hiermodels.engines.marginal import fit_marginal, marginal_supported
 from hiermodels.errors import PriorWarning, SpecError
@@ -31,18 +36,44 @@ from hiermodels.results.hierarchical import HierarchicalResult
 from hiermodels.sampling import SamplingOptions
 from hiermodels.spec import HierarchicalSpec
 
-__all__ = ["AggregatedResult", "fit_lazy"]
+__all__ = ["AggregatedResult", "aggregated_inputs", "fit_lazy", "nested_aggregates"]
 
 
 def aggregated_inputs(data: AggregatedData, spec, priors) -> MarginalInputs:
     """:func:`~hiermodels.builders.marginal.marginal_inputs` from the collected sums and
-    scales of ``data`` (its rows are not read)."""
+    scales of ``data`` (its rows are not read): one factor's
+    :class:`~hiermodels.builders.marginal.SufficientStatistics`, or two nested factors'
+    :func:`nested_aggregates`."""
     s = data.sums
-    stats = SufficientStatistics(
-        **{k: s[k] for k in ("n_obs", "XtX", "Xty", "yty", "ZtZ", "ZtX", "Zty", "shift", "means")},
+    if len(data.factors) == 2:
+        stats = nested_aggregates(data)
+    else:
+        keys = ("n_obs", "XtX", "Xty", "yty", "ZtZ", "ZtX", "Zty", "shift", "means")
+        stats = SufficientStatistics(**{k: s[k] for k in keys}, sum_log_var=s["sum_log_var"])
+    return marginal_inputs(data, spec, priors, stats=stats, scales=data.scales())
+
+
+def nested_aggregates(data: AggregatedData) -> NestedStatistics:
+    """The :class:`~hiermodels.builders.marginal_nested.NestedStatistics` of two nested
+    factors from the per-cell sums :func:`~hiermodels.lazy.collect` gives: each cell's
+    ``W W'`` added up per inner group, then
+    :func:`~hiermodels.builders.marginal_nested.nested_from_gram`, as for a pandas frame."""
+    found = nested_factors(data)
+    if found is None:  # collect refuses crossed factors first
+        raise SpecError("the grouping factors are crossed; the marginal engine needs nested ones")
+    inner = found[1]
+    s = data.sums
+    gram = np.zeros((inner.n_groups, *s["cell_gram"].shape[1:]))
+    np.add.at(gram, inner.cells, s["cell_gram"])
+    return nested_from_gram(
+        gram,
+        data,
+        found,
+        means=s["means"],
+        shift=s["shift"],
+        n_obs=s["n_obs"],
         sum_log_var=s["sum_log_var"],
     )
-    return marginal_inputs(data, spec, priors, stats=stats, scales=data.scales())
 
 
 def fit_lazy(
@@ -128,6 +159,9 @@ class AggregatedResult(HierarchicalResult):
         :func:`~hiermodels.numerics.pooling.no_pooling_by_group` (the pandas path's choice
         for large data; with no such terms it equals the joint least squares fit)."""
         d, f = self.data, self._factor(group)
+        if len(d.factors) > 1:  # as HierarchicalResult.no_pooling: one factor only
+            nan = np.full((f.n_groups, len(f.varying)), np.nan)
+            return nan, nan.copy()
         s, p, q = d.sums, len(d.terms), len(f.varying)
         absorbed = f.group_level if INTERCEPT in f.varying else ()
         shared = [t for t in d.terms if t not in f.varying and t not in absorbed]

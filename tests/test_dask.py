@@ -17,10 +17,11 @@ distributed = pytest.importorskip("distributed")
 
 import hiermodels as hm  # noqa: E402
 from hiermodels.builders.marginal import marginal_inputs, sufficient_statistics  # noqa: E402
+from hiermodels.builders.marginal_nested import nested_statistics  # noqa: E402
 from hiermodels.errors import ConvergenceWarning, DataError, SpecError  # noqa: E402
 from hiermodels.families import get_family  # noqa: E402
 from hiermodels.lazy import RowsNotCollectedError, collect, is_dask_frame  # noqa: E402
-from hiermodels.lazy_fit import aggregated_inputs  # noqa: E402
+from hiermodels.lazy_fit import aggregated_inputs, nested_aggregates  # noqa: E402
 from hiermodels.models import HierarchicalModel  # noqa: E402
 
 KEYWORDS = dict(y="y", group="g", predictors=["x", "u", "z"], varying=["x"])
@@ -307,3 +308,162 @@ def test_dask_fit_matches_pandas_fit(client, frames, seed, sampled_well):
     assert (np.abs(a["mean"] - b["mean"]) < 5 * mcse).all(), (a["mean"] - b["mean"]) / mcse
     ga, gb = lazy.group_effects(), full.group_effects()
     assert np.abs(ga["mean"] - gb["mean"]).max() < 5 * ga["sd"].max() / np.sqrt(100)
+
+
+# -- two nested factors: sums per (school, class) cell, added up per class ---------------------
+NESTED = [
+    "y ~ x + z + (1 + x | school/cls)",  # q1 = q2 = 2, classes labelled c0.. in every school
+    "y ~ x + k + (1 | school) + (1 + x | room)",  # room labels unique: nested, read from data
+    "y ~ x + u + (1 | room) + (0 + x | school)",  # the inner factor first; u per school
+    "y ~ x + offset(off) + (1 | school/cls)",
+    "y | se(s) ~ x + (1 + x | school) + (1 | school:cls)",
+]
+
+
+@pytest.fixture(scope="module")
+def nested_frames(seed):
+    """12 schools (ids 3, 7, 11, ...: numeric order is not text order) of 2 to 6 classes
+    ("c0", "c1", ...: the same labels in every school, so a class is (school, cls)), 5 to 60
+    rows a class, shuffled over 6 partitions so a class spans several; ``room`` labels each
+    class uniquely; intercepts and x slopes vary by school and by class (Gelman & Hill 2007,
+    §13, a varying-intercept, varying-slope model at two levels)."""
+    rng = np.random.default_rng(seed(29))
+    n_classes = rng.integers(2, 7, 12)
+    school_of = np.repeat(np.arange(12), n_classes)
+    label = np.concatenate([np.arange(k) for k in n_classes])
+    rows = np.repeat(np.arange(len(school_of)), rng.integers(5, 60, len(school_of)))
+    rng.shuffle(rows)
+    n = len(rows)
+    b1 = rng.multivariate_normal([0, 0], [[1.0, 0.2], [0.2, 0.3]], 12)
+    b2 = rng.multivariate_normal([0, 0], [[0.5, 0.0], [0.0, 0.1]], len(school_of))
+    s, x = school_of[rows], rng.normal(1.0, 2.0, n)
+    u = rng.normal(size=12)[s]
+    y = 50 + 0.8 * x + 0.5 * u + b1[s, 0] + b1[s, 1] * x + b2[rows, 0] + b2[rows, 1] * x
+    y = y + rng.normal(size=n)
+    df = pd.DataFrame(
+        {
+            "y": y,
+            "x": x,
+            "z": rng.normal(size=n),
+            "u": u,
+            "k": rng.choice(["a", "b"], n),
+            "school": 4 * s + 3,
+            "cls": np.char.add("c", label[rows].astype(str)),
+            "room": np.char.add(np.char.add("r", (4 * s + 3).astype(str)), label[rows].astype(str)),
+            "off": rng.normal(size=n),
+            "s": rng.uniform(0.5, 2.0, n),
+        }
+    )
+    df.index = pd.RangeIndex(1000, 1000 + n)
+    return df, dd.from_pandas(df, npartitions=6, sort=False)
+
+
+def test_nested_classes_span_partitions(nested_frames):
+    _, ddf = nested_frames
+    per_partition = ddf.map_partitions(lambda p: p[["school", "cls"]].drop_duplicates()).compute()
+    assert per_partition.duplicated().sum() > 20  # most classes have rows in several
+
+
+@pytest.mark.parametrize("formula", NESTED)
+def test_nested_sums_equal_pandas(client, nested_frames, formula):
+    df, ddf = nested_frames
+    model = HierarchicalModel(df, formula)
+    spec, (data, _, _) = model._spec(), model._prepare()
+    lazy = collect(ddf, spec)
+    want, got = nested_statistics(data), nested_aggregates(lazy)
+    assert got.order == want.order and got.n_outer == want.n_outer
+    np.testing.assert_array_equal(got.parent, want.parent)
+    for name in ("XtX", "yty", "shift", "means", "sum_log_var", "n_obs"):
+        w, g = np.asarray(getattr(want, name)), np.asarray(getattr(got, name))
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-10 * np.abs(w).max(), err_msg=name)
+    for name in ("Z1Z1", "Z1Z2", "Z2Z2", "Z1X", "Z2X", "Z1y", "Z2y", "Xty"):
+        # sums of residuals (y0) are near zero: compare on the scale of their products
+        w, g = getattr(want, name), getattr(got, name)
+        scale = np.sqrt(np.abs(want.XtX).max() * want.yty) if name.endswith("y") else 1.0
+        np.testing.assert_allclose(
+            g, w, rtol=1e-10, atol=1e-10 * max(np.abs(w).max(), scale), err_msg=name
+        )
+    assert lazy.terms == data.terms
+    for f, g in zip(data.factors, lazy.factors, strict=True):
+        assert (g.name, g.levels, g.varying, g.group_level) == (
+            f.name,
+            f.levels,
+            f.varying,
+            f.group_level,
+        )
+        np.testing.assert_array_equal(g.n_obs, f.n_obs)
+        for k, term in enumerate(f.group_level):
+            np.testing.assert_allclose(g.group_values[:, k], data.column(term)[f.first_rows])
+    assert lazy.factors[0].levels[:3] == data.factors[0].levels[:3]
+
+
+def test_one_factor_of_two_columns_sums_equal_pandas(client, nested_frames):
+    """``(1 + x | school:cls)``: one factor labelled by two columns, summed per cell."""
+    df, ddf = nested_frames
+    model = HierarchicalModel(df, "y ~ x + (1 + x | school:cls)")
+    spec, (data, _, _) = model._spec(), model._prepare()
+    lazy, stats = collect(ddf, spec), sufficient_statistics(data)
+    assert lazy.factor.levels == data.factor.levels
+    np.testing.assert_array_equal(lazy.factor.n_obs, data.factor.n_obs)
+    for name in ("XtX", "yty", "ZtZ", "ZtX", "Zty", "shift"):
+        want, got = np.asarray(getattr(stats, name)), np.asarray(lazy.sums[name])
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
+
+
+def test_crossed_factors_are_refused_by_name(client, nested_frames):
+    _, ddf = nested_frames
+    # "c0" is a class of every school: cls alone is crossed with school
+    with pytest.raises(DataError) as raised:
+        hm.fit_hierarchical(ddf, "y ~ x + (1 | school) + (1 | cls)", engine="marginal")
+    message = str(raised.value)
+    for words in ("crossed", "'cls'", "'school'", "'c0'", "engine='full'", "compute"):
+        assert words in message, message
+    with pytest.raises(SpecError, match="two nested"):
+        hm.fit_hierarchical(ddf, "y ~ x + (1 | school/cls) + (1 | k)", engine="marginal")
+
+
+def test_nested_bad_input_gives_named_errors(client, nested_frames):
+    df, _ = nested_frames
+    formula = "y ~ x + (1 + x | school/cls)"
+    cases = [
+        (df.drop(columns="cls"), DataError, ["'cls'", "not in the data"]),
+        (df.assign(cls=df["cls"].where(df.index != 1004)), DataError, ["'cls'", "missing", "1004"]),
+        (df.assign(school=3), DataError, ["'school'", "single group"]),
+        (df.assign(x=df["u"]), SpecError, ["constant within every 'school' group"]),
+    ]
+    for bad, error, words in cases:
+        with pytest.raises(error) as raised:
+            hm.fit_hierarchical(dd.from_pandas(bad, npartitions=3), formula, engine="marginal")
+        assert all(w in str(raised.value) for w in words), str(raised.value)
+
+
+def test_nested_results_from_aggregates(client, nested_frames, mock_pymc_sample):
+    """The mocked sampler (prior draws): the same parameters and group tables as pandas."""
+    df, ddf = nested_frames
+    formula = "y ~ x + u + (1 + x | school/cls)"
+    lazy, full = _mocked_pair(df, ddf, {"formula": formula})
+    assert list(lazy.summary().index) == list(full.summary().index)
+    a, b = lazy.group_effects(), full.group_effects()
+    assert list(a["group"]) == list(b["group"]) and list(a["term"]) == list(b["term"])
+    np.testing.assert_array_equal(a["n_obs"], b["n_obs"])
+    assert a["no_pooling"].isna().all() and b["no_pooling"].isna().all()
+    prediction = lazy.predict(df.head(3), random_seed=1).summary()
+    assert np.isfinite(prediction["mean"]).all()
+
+
+@pytest.mark.slow
+def test_dask_nested_fit_matches_pandas_fit(client, nested_frames, seed, sampled_well):
+    """A nested model with slopes at both levels: the dask and pandas marginal fits agree
+    on every population parameter within 4 Monte Carlo SEs."""
+    df, ddf = nested_frames
+    formula = "y ~ x + z + (1 + x | school/cls)"
+    sampling = dict(draws=500, chains=2, random_seed=seed(31), progressbar=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        lazy = hm.fit_hierarchical(ddf, formula, engine="marginal", **sampling)
+        full = hm.fit_hierarchical(df, formula, engine="marginal", **sampling)
+    sampled_well(lazy)
+    a, b = lazy.summary(), full.summary()
+    assert list(a.index) == list(b.index)
+    mcse = np.sqrt(a["sd"] ** 2 / a["ess_bulk"] + b["sd"] ** 2 / b["ess_bulk"])
+    assert (np.abs(a["mean"] - b["mean"]) < 4 * mcse).all(), (a["mean"] - b["mean"]) / mcse

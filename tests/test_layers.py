@@ -66,6 +66,7 @@ FLOW = [
     "data",
     "defaults",
     "parameterization",
+    "lazy_partitions",  # what dask workers run on each partition (numpy and pandas)
     "lazy",  # a dask DataFrame's sums for the marginal engine (no PyMC)
     "meta.data",
     "meta.effect_sizes",

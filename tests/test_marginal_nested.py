@@ -205,15 +205,11 @@ def test_nested_draws_have_the_exact_joint_conditional():
 
 def test_auto_engine_takes_marginal_for_nested_and_known_se():
     df = _tiny(7)
-    for formula in ("y ~ x + (1 | school/cls)", "y | se(se) ~ x + (1 | school/cls)"):
+    formulas = [f"y{se} ~ x + (1 | school/cls)" for se in ("", " | se(se)")]
+    # with a residual SD too: tests/test_marginal_nested_se_sigma.py
+    for formula in [*formulas, "y | se(se, sigma = TRUE) ~ x + (1 | school/cls)"]:
         data, spec, _ = _prepare(df, formula)
         assert _use_marginal("auto", data, spec), formula
-    data, spec, _ = _prepare(df, "y | se(se, sigma = TRUE) ~ x + (1 | school/cls)")
-    ok, reason = marginal_supported(data, spec)
-    assert not ok and "sigma" in reason
-    assert not _use_marginal("auto", data, spec)
-    with pytest.raises(hm.SpecError, match="engine='full'"):
-        _use_marginal("marginal", data, spec)
 
 
 # -- graph ------------------------------------------------------------------------------------

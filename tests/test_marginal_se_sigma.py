@@ -72,14 +72,17 @@ def _dense(data, sigma, cov):
 
 
 # -- unit: numbers, no sampling ---------------------------------------------------------------
-def test_supported_for_one_factor_not_nested():
+def test_supported_for_one_factor_and_nested_not_crossed():
     df = _tiny(1)
     df["h"] = np.arange(len(df)) % 2
     data, spec, _ = _prepare(df)
     assert marginal_supported(data, spec)[0]
+    # nested: tests/test_marginal_nested_se_sigma.py
     data, spec, _ = _prepare(df, "y | se(s, sigma=True) ~ x + (1 | g/h)")
+    assert marginal_supported(data, spec)[0]
+    data, spec, _ = _prepare(df, "y | se(s, sigma=True) ~ x + (1 | g) + (1 | h)")
     ok, reason = marginal_supported(data, spec)
-    assert not ok and "nested" in reason
+    assert not ok and "crossed" in reason
 
 
 @pytest.mark.parametrize(

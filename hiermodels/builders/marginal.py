@@ -21,7 +21,7 @@ loop; the same helpers draw the group effects afterwards in numpy. With known st
 errors (``se=``, no residual SD) the sums are weighted by ``1 / se_i^2`` and ``sigma = 1``
 (:class:`SufficientStatistics`); with ``se=`` and a residual SD the weights ``1 / (se_i^2 +
 sigma^2)`` change with ``sigma``, so the same sums are summed from the rows at every gradient
-(:class:`RowStatistics`, one factor only); two nested factors:
+(:class:`RowStatistics`); two nested factors, with or without ``se=``:
 :mod:`hiermodels.builders.marginal_nested`.
 
 Every number that comes from the data (the sums, and the data-scaled prior parameters, the

@@ -6,7 +6,9 @@ inner groups k (classes) has, with effects ``b1_o ~ N(0, Sigma1)`` and ``b2_k ~ 
     y_o ~ MvNormal(X_o beta + offset_o, V_o),   V_o = V2_o + Z1_o Sigma1 Z1_o'
     V2_o = blockdiag_k(V2_k),                   V2_k = sigma^2 D_k + Z2_k Sigma2 Z2_k'
 
-(``D = I``, or ``diag(se_i^2)`` with ``sigma = 1`` for known standard errors). The inner
+(``D = I``, or ``diag(se_i^2)`` with ``sigma = 1`` for known standard errors, or
+``diag(se_i^2 + sigma^2)`` with ``sigma = 1`` in the algebra below for known standard errors
+with a residual SD). The inner
 effects integrate out per inner group, then the outer ones per outer group on the sums the
 first step leaves (Harville 1977; Pinheiro & Bates 2000, §2.2, nest the same way). With
 ``Sigma_l = L_l L_l'``, ``W = D^-1`` and ``r = y - offset - X beta``, per inner group::
@@ -26,9 +28,14 @@ and per outer group, with ``H_o = sum_{k in o} H_k`` and ``G_o = sum_{k in o} G_
 
 (the determinant lemma and the Woodbury identity twice). The data enter through sums per
 inner group (``Z1'WZ1``, ``Z1'WZ2``, ``Z2'WZ2``, ``Z1'WX``, ``Z2'WX``, ``Z1'Wy``, ``Z2'Wy``)
-and over all rows, so a gradient costs O(groups x q^3), whatever the number of rows. The
-same algebra, in numpy, draws both levels' effects from their joint conditional Gaussian
-(:func:`draw_nested_effects`).
+and over all rows, so a gradient costs O(groups x q^3), whatever the number of rows
+(:class:`NestedStatistics`). With ``se=`` and ``sigma=True`` the weights ``W = diag(1 /
+(se_i^2 + sigma^2))`` change with sigma, so the same sums are summed from the rows at every
+evaluation, O(rows) per gradient, and fed to the same likelihood
+(:class:`NestedRowStatistics`, as :class:`~hiermodels.builders.marginal_stats.RowStatistics`
+for one factor). The same algebra, in numpy, draws both levels' effects from their joint
+conditional Gaussian (:func:`draw_nested_effects`), the row-weighted sums recomputed per
+block of draws.
 """
 
 from __future__ import annotations
@@ -39,8 +46,10 @@ import numpy as np
 import pytensor.tensor as pt
 
 from hiermodels.builders.marginal_stats import (
+    RowStatistics,
     residual_outcome,
     residual_sum_of_squares,
+    row_statistics,
     row_weights,
     segment_sums,
 )
@@ -55,10 +64,13 @@ from hiermodels.numerics.unrolled import (
 from hiermodels.numerics.unrolled import total as _sum
 
 __all__ = [
+    "NestedRowStatistics",
     "NestedStatistics",
     "draw_nested_effects",
     "nested_factors",
+    "nested_from_gram",
     "nested_loglik",
+    "nested_row_statistics",
     "nested_statistics",
 ]
 
@@ -81,6 +93,8 @@ def nested_factors(data: GroupedData) -> tuple[GroupFactor, GroupFactor] | None:
 
 def _parents(outer: GroupFactor, inner: GroupFactor) -> np.ndarray | None:
     """(J2,) the outer level of each inner level, or None if some inner level spans several."""
+    if hasattr(inner, "parents"):  # known from aggregates (hiermodels.lazy): no row codes
+        return inner.parents(outer)
     parent = np.full(inner.n_groups, -1)
     parent[inner.idx] = outer.idx
     if np.any(parent[inner.idx] != outer.idx):
@@ -155,28 +169,93 @@ class NestedStatistics:
     def loglik(self, xp, *, stats: dict, delta: list, sigma, chols: list):
         """:func:`nested_loglik`; ``chols`` are the Cholesky factors of the factors'
         covariances in the model's order of factors."""
-        L1, L2 = chols[self.order[0]], chols[self.order[1]]
-        if xp is np:
-            parent = np.asarray(stats["parent"]).astype(np.int64)
+        return _loglik(xp, stats, delta, sigma, chols, self.order, self.n_outer)
 
-            def segment_sum(v):
-                return np.bincount(parent, weights=v, minlength=self.n_outer)
-        else:
-            parent = pt.cast(stats["parent"], "int64")
+    def draw_sums(self, sigma: np.ndarray) -> tuple[dict, np.ndarray]:
+        """The entries :func:`draw_nested_effects` reads and ``sigma^2`` (s, 1), for s draws."""
+        return self.entries(), (sigma**2)[:, None]
 
-            def segment_sum(v):
-                return pt.inc_subtensor(pt.zeros(self.n_outer)[parent], v)
+    draw_width = 0  # values per draw of the sums draw_sums computes (none: they are fixed)
 
-        return nested_loglik(
-            xp, stats=stats, delta=delta, sigma=sigma, L1=L1, L2=L2, segment_sum=segment_sum
-        )
+
+@dataclass(frozen=True, eq=False)
+class NestedRowStatistics:
+    """Two nested factors with known standard errors and a residual SD (``se=``,
+    ``sigma=True``): row i has variance ``se_i^2 + sigma^2``, so the per-inner-group sums of
+    :class:`NestedStatistics` are weighted by ``1 / (se_i^2 + sigma^2)`` and summed from the
+    rows at every evaluation, then go to the same likelihood (:func:`nested_loglik`) with
+    ``sigma = 1``.
+
+    Attributes
+    ----------
+    rows : :class:`~hiermodels.builders.marginal_stats.RowStatistics`
+        The per-row products, grouped by the inner factor, its blocks named as
+        :class:`NestedStatistics`' per-inner-group sums (``Z1Z1``, ..., ``Z2y``).
+    parent, n_outer, order : as for :class:`NestedStatistics`.
+    """
+
+    rows: RowStatistics
+    parent: np.ndarray
+    n_outer: int
+    order: tuple[int, int] = (0, 1)
+
+    @property
+    def shift(self) -> np.ndarray:
+        return self.rows.shift
+
+    @property
+    def structure(self) -> tuple:
+        """As :attr:`NestedStatistics.structure`, for sums from the rows."""
+        return ("nested-rows", self.n_outer, self.order)
+
+    def entries(self) -> dict:
+        """The numbers that do not change with ``sigma`` (``counts``: the inner group axis)."""
+        return self.rows.entries() | {"parent": self.parent.astype(float)}
+
+    def row_values(self) -> dict[str, np.ndarray]:
+        return self.rows.row_values()
+
+    def loglik(self, xp, *, stats: dict, delta: list, sigma, chols: list):
+        """:func:`nested_loglik` of the sums weighted at this ``sigma`` (graph only)."""
+        weighted = self.rows.graph_sums(stats, sigma)
+        return _loglik(xp, weighted, delta, 1.0, chols, self.order, self.n_outer)
+
+    def draw_sums(self, sigma: np.ndarray) -> tuple[dict, np.ndarray]:
+        """The per-inner-group sums weighted at each of s values of ``sigma`` ((s, J2)
+        entries), and the ``sigma^2`` of the algebra, 1."""
+        return self.rows.group_entries(sigma), np.ones((len(sigma), 1))
+
+    @property
+    def draw_width(self) -> int:
+        """Values per draw of the sums :meth:`draw_sums` computes from the rows."""
+        return self.rows.rows.size
+
+
+def _loglik(xp, stats, delta, sigma, chols, order, n_outer):
+    """:func:`nested_loglik` with ``chols`` in the model's order of factors, the inner sums
+    added up to outer ones over ``stats["parent"]``."""
+    L1, L2 = chols[order[0]], chols[order[1]]
+    if xp is np:
+        parent = np.asarray(stats["parent"]).astype(np.int64)
+
+        def segment_sum(v):
+            return np.bincount(parent, weights=v, minlength=n_outer)
+    else:
+        parent = pt.cast(stats["parent"], "int64")
+
+        def segment_sum(v):
+            return pt.inc_subtensor(pt.zeros(n_outer)[parent], v)
+
+    return nested_loglik(
+        xp, stats=stats, delta=delta, sigma=sigma, L1=L1, L2=L2, segment_sum=segment_sum
+    )
 
 
 def nested_statistics(data: GroupedData) -> NestedStatistics:
     """:class:`NestedStatistics` of ``data`` (two nested factors: :func:`nested_factors`).
 
-    One pass over the rows per product column, O(n p q); the per-inner-group sums are
-    ``np.bincount`` over the inner factor's codes.
+    One pass over the rows, O(n p^2): each inner group's sums of ``w W W'``, ``W = (X_c,
+    y0)``, ``np.bincount`` over the inner factor's codes, then :func:`nested_from_gram`.
     """
     found = nested_factors(data)
     if found is None:
@@ -184,40 +263,93 @@ def nested_statistics(data: GroupedData) -> NestedStatistics:
     outer, inner = found
     w, sum_log_var = row_weights(data)
     Xc, means, y0, shift = residual_outcome(data, w)
-    Z1 = data.X[:, [data.terms.index(t) for t in outer.varying]]
-    Z2 = data.X[:, [data.terms.index(t) for t in inner.varying]]
-    n = len(y0)
+    W = np.column_stack([Xc, y0])
+    k = W.shape[1]
+    products = ((W * w[:, None])[:, :, None] * W[:, None, :]).reshape(len(y0), k * k)
+    gram = segment_sums(products, inner.idx, inner.n_groups).reshape(-1, k, k)
+    return nested_from_gram(
+        gram,
+        data,
+        (outer, inner),
+        means=means,
+        shift=shift,
+        n_obs=len(y0),
+        sum_log_var=sum_log_var,
+    )
 
-    def outer_products(A, B):
-        return ((A * w[:, None])[:, :, None] * B[:, None, :]).reshape(n, -1)
 
-    blocks = {
-        "Z1Z1": (Z1, Z1),
-        "Z1Z2": (Z1, Z2),
-        "Z2Z2": (Z2, Z2),
-        "Z1X": (Z1, Xc),
-        "Z2X": (Z2, Xc),
-        "Z1y": (Z1, y0[:, None]),
-        "Z2y": (Z2, y0[:, None]),
-    }
-    J2 = inner.n_groups
-    sums = {}
-    for name, (A, B) in blocks.items():
-        total = segment_sums(outer_products(A, B), inner.idx, J2)
-        shape = (J2, A.shape[1]) if name.endswith("y") else (J2, A.shape[1], B.shape[1])
-        sums[name] = total.reshape(shape)
+def nested_from_gram(
+    gram: np.ndarray,
+    data: GroupedData,
+    factors: tuple[GroupFactor, GroupFactor],
+    *,
+    means: np.ndarray,
+    shift: np.ndarray,
+    n_obs: int,
+    sum_log_var: float,
+) -> NestedStatistics:
+    """:class:`NestedStatistics` from ``gram`` (J2, p + 1, p + 1), each inner group's sums
+    of ``w W W'`` with ``W = (X_c, y0)``: the pandas path's (:func:`nested_statistics`) and
+    a dask frame's (:mod:`hiermodels.lazy_fit`). ``factors`` is ``(outer, inner)``
+    (:func:`nested_factors` of ``data``), ``means`` the columns' means, ``shift`` the least
+    squares fit in ``y0 = y - offset - X_c shift``. The raw design is ``X = X_c T`` with
+    ``T = I + e_0 means'`` (the intercept column of ``X_c`` is 1), so ``Z_l = X_c T_l`` (the
+    varying terms' columns of ``T``) and ``Z_l'WZ_m = T_l' (X_c'WX_c) T_m``."""
+    outer, inner = factors
+    p = len(means)
+    T = np.eye(p)
+    T[0] += means
+    T1 = T[:, [data.terms.index(t) for t in outer.varying]]
+    T2 = T[:, [data.terms.index(t) for t in inner.varying]]
+    XX, Xy = gram[:, :p, :p], gram[:, :p, p]
+    total = gram.sum(axis=0)
     return NestedStatistics(
-        n_obs=n,
-        XtX=Xc.T @ (Xc * w[:, None]),
-        Xty=Xc.T @ (w * y0),
-        yty=float(y0 @ (w * y0)),
+        n_obs=n_obs,
+        XtX=total[:p, :p],
+        Xty=total[:p, p],
+        yty=float(total[p, p]),
         shift=shift,
         means=means,
         sum_log_var=sum_log_var,
         parent=_parents(outer, inner),
         n_outer=outer.n_groups,
         order=(data.factors.index(outer), data.factors.index(inner)),
-        **sums,
+        Z1Z1=T1.T @ XX @ T1,
+        Z1Z2=T1.T @ XX @ T2,
+        Z2Z2=T2.T @ XX @ T2,
+        Z1X=T1.T @ XX,
+        Z2X=T2.T @ XX,
+        Z1y=Xy @ T1,
+        Z2y=Xy @ T2,
+    )
+
+
+def nested_row_statistics(data: GroupedData) -> NestedRowStatistics:
+    """:class:`NestedRowStatistics` of ``data`` (two nested factors, ``se=`` with a residual
+    SD): each row's products for :class:`NestedStatistics`' per-inner-group sums."""
+    found = nested_factors(data)
+    if found is None:
+        raise ValueError("nested_row_statistics needs two nested grouping factors")
+    outer, inner = found
+    Z1 = data.X[:, [data.terms.index(t) for t in outer.varying]]
+    Z2 = data.X[:, [data.terms.index(t) for t in inner.varying]]
+
+    def blocks(Xc, y0):
+        return {
+            "Z1Z1": (Z1, Z1),
+            "Z1Z2": (Z1, Z2),
+            "Z2Z2": (Z2, Z2),
+            "Z1X": (Z1, Xc),
+            "Z2X": (Z2, Xc),
+            "Z1y": (Z1, y0),
+            "Z2y": (Z2, y0),
+        }
+
+    return NestedRowStatistics(
+        rows=row_statistics(data, group=inner, blocks=blocks),
+        parent=_parents(outer, inner),
+        n_outer=outer.n_groups,
+        order=(data.factors.index(outer), data.factors.index(inner)),
     )
 
 
@@ -283,7 +415,7 @@ def nested_loglik(xp, *, stats: dict, delta: list, sigma, L1: list, L2: list, se
 
 
 def draw_nested_effects(
-    stats: NestedStatistics,
+    stats: NestedStatistics | NestedRowStatistics,
     delta: np.ndarray,
     sigma: np.ndarray,
     L1: np.ndarray,
@@ -298,23 +430,24 @@ def draw_nested_effects(
     The joint conditional Gaussian, drawn by composition: each outer group's effects with
     the inner ones integrated out, ``c1 = L1^-1 b1 ~ N(B1^-1 L1'G_o / sigma^2, B1^-1)``;
     then each inner group's given its outer group's, as for one factor on the residual
-    ``r - Z1 b1`` (BDA3 §15.4). ``block`` bounds the draws x groups x q^2 temporaries.
+    ``r - Z1 b1`` (BDA3 §15.4). With :class:`NestedRowStatistics` the sums are weighted by
+    ``1 / (se_i^2 + sigma^2)`` per draw and the algebra runs with sigma 1. ``block`` bounds
+    the draws x groups x q^2 (and draws x rows, for sums from the rows) temporaries.
     """
     S, J2 = len(sigma), len(stats.parent)
-    J1, q1, q2 = stats.n_outer, stats.Z1y.shape[1], stats.Z2y.shape[1]
+    J1, q1, q2 = stats.n_outer, L1.shape[-1], L2.shape[-1]
     outer_draws, inner_draws = np.empty((S, J1, q1)), np.empty((S, J2, q2))
-    entries = stats.entries()
     order = np.argsort(stats.parent, kind="stable")
     starts = np.searchsorted(stats.parent[order], np.arange(J1))
 
     def segment_sum(v):  # (s, J2) -> (s, J1); every outer group has an inner group
         return np.add.reduceat(v[:, order], starts, axis=1)
 
-    step = max(1, block // (J2 * (q1 + q2) ** 2))
+    step = max(1, block // (J2 * (q1 + q2) ** 2 + stats.draw_width))
     for lo in range(0, S, step):
         hi = min(S, lo + step)
         d = [delta[lo:hi, m][:, None] for m in range(delta.shape[1])]
-        s2 = (sigma[lo:hi] ** 2)[:, None]
+        entries, s2 = stats.draw_sums(sigma[lo:hi])
         l1, l2 = (_entries(L[lo:hi]) for L in (L1, L2))
         _, _, H, G, u2 = _inner_terms(entries, d, s2, l2, np.sqrt)
         H_o = [[segment_sum(np.broadcast_to(h, (hi - lo, J2))) for h in row] for row in H]

@@ -36,6 +36,7 @@ __all__ = [
     "row_statistics",
     "row_weights",
     "segment_sums",
+    "split_blocks",
     "stats_entries",
     "sufficient_statistics",
 ]
@@ -99,14 +100,17 @@ class RowStatistics:
     :class:`SufficientStatistics` (weights ``1 / v_i``) are summed from the rows at every
     evaluation: O(n (p + q)^2) per gradient, the likelihood then that of the weighted sums
     with ``sigma = 1``. ``rows`` (n, k) holds each row's products, in the order of
-    :meth:`weighted`, then ``se_i^2``; ``group`` (n,) each row's group.
+    :meth:`weighted` (the global sums, then ``blocks``), then ``se_i^2``; ``group`` (n,) each
+    row's group. ``blocks`` name the per-group sums and their shapes: ``ZtZ``, ``ZtX``,
+    ``Zty`` for one factor; nested factors sum theirs per inner group
+    (:class:`hiermodels.builders.marginal_nested.NestedRowStatistics`).
     """
 
     rows: np.ndarray
     group: np.ndarray
     counts: np.ndarray
     p: int
-    q: int
+    blocks: tuple[tuple[str, tuple[int, ...]], ...]
     shift: np.ndarray
     means: np.ndarray
     structure = ("rows",)
@@ -128,70 +132,111 @@ class RowStatistics:
         return {ROWS: self.rows, ROW_GROUP: self.group}
 
     def weighted(self, xp, rows, sums, sigma) -> dict:
-        """:func:`stats_entries` of the sums weighted by ``1 / (se_i^2 + sigma^2)``;
-        ``sums(values)`` sums ``values`` (n, k) within groups to (J, k)."""
-        p, q = self.p, self.q
+        """:func:`stats_entries` of the sums weighted by ``1 / (se_i^2 + sigma^2)`` (the
+        per-group ones named by ``blocks``); ``sums(values)`` sums ``values`` (n, k) within
+        groups to (J, k)."""
+        p = self.p
         var = rows[:, -1] + sigma * sigma
         weighted = rows[:, :-1] / var[:, None]
         total = xp.sum(weighted[:, : 1 + p + p * p], axis=0)
-        per_group = sums(weighted[:, 1 + p + p * p :])
-        zz, zx = q * q, q * q + q * p
         return {
             "sum_log_var": xp.sum(xp.log(var)),
             "yty": total[0],
             "Xty": [total[1 + m] for m in range(p)],
             "XtX": [[total[1 + p + m * p + k] for k in range(p)] for m in range(p)],
-            "ZtZ": [[per_group[:, i * q + j] for j in range(q)] for i in range(q)],
-            "ZtX": [[per_group[:, zz + k * p + m] for m in range(p)] for k in range(q)],
-            "Zty": [per_group[:, zx + k] for k in range(q)],
+            **split_blocks(sums(weighted[:, 1 + p + p * p :]), self.blocks),
         }
 
-    def loglik(self, xp, *, stats: dict, delta: list, sigma, chols: list):
-        """:func:`marginal_loglik` of the sums weighted at this ``sigma`` (graph only)."""
+    def graph_sums(self, stats: dict, sigma) -> dict:
+        """``stats`` (the graph's entries, with ``ROWS`` and ``ROW_GROUP``) and the sums
+        weighted at this ``sigma`` (a tensor), per group over as many groups as ``counts``."""
 
         def sums(values):
             zeros = pt.zeros((stats["counts"].shape[0], values.shape[1]))
             return pt.inc_subtensor(zeros[stats[ROW_GROUP]], values)
 
-        weighted = self.weighted(xp, stats[ROWS], sums, sigma)
-        return marginal_loglik(xp, stats=stats | weighted, delta=delta, sigma=1.0, chol=chols[0])
+        return stats | self.weighted(pt, stats[ROWS], sums, sigma)
 
-    def group_sums(self, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(Z'WZ, Z'WX, Z'Wy)`` per draw and group, (S, J, q, q), (S, J, q, p), (S, J, q),
-        for S values of ``sigma`` (numpy; the conditional draws of the group effects)."""
-        p, q, J, S = self.p, self.q, self.n_groups, len(sigma)
+    def loglik(self, xp, *, stats: dict, delta: list, sigma, chols: list):
+        """:func:`marginal_loglik` of the sums weighted at this ``sigma`` (graph only)."""
+        weighted = self.graph_sums(stats, sigma)
+        return marginal_loglik(xp, stats=weighted, delta=delta, sigma=1.0, chol=chols[0])
+
+    def _per_draw(self, sigma: np.ndarray) -> np.ndarray:
+        """(S, J, k) the per-group products weighted at each of S values of ``sigma``."""
+        p, J, S = self.p, self.n_groups, len(sigma)
         products = self.rows[:, 1 + p + p * p : -1]
         w = 1.0 / (self.rows[:, -1][None, :] + sigma[:, None] ** 2)  # (S, n)
         k = products.shape[1]
         flat = (w.T[:, :, None] * products[:, None, :]).reshape(len(self.group), S * k)
-        per_group = np.moveaxis(segment_sums(flat, self.group, J).reshape(J, S, k), 1, 0)
-        return (
-            per_group[..., : q * q].reshape(S, J, q, q),
-            per_group[..., q * q : q * q + q * p].reshape(S, J, q, p),
-            per_group[..., q * q + q * p :],
-        )
+        return np.moveaxis(segment_sums(flat, self.group, J).reshape(J, S, k), 1, 0)
+
+    def group_sums(self, sigma: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The ``blocks`` per draw and group, (S, J, *shape) each (for one factor ``(Z'WZ,
+        Z'WX, Z'Wy)``), for S values of ``sigma`` (numpy; the conditional draws of the group
+        effects)."""
+        per_group, out, start = self._per_draw(sigma), [], 0
+        for _, shape in self.blocks:
+            size = int(np.prod(shape))
+            out.append(per_group[..., start : start + size].reshape(*per_group.shape[:2], *shape))
+            start += size
+        return tuple(out)
+
+    def group_entries(self, sigma: np.ndarray) -> dict:
+        """The ``blocks`` per draw and group as entries (nested lists of (S, J) arrays, as
+        :func:`split_blocks` gives them), for S values of ``sigma``."""
+        return split_blocks(self._per_draw(sigma), self.blocks)
 
 
-def row_statistics(data: GroupedData) -> RowStatistics:
-    """:class:`RowStatistics` of ``data`` (one grouping factor, ``se=`` with a residual SD)."""
-    f = data.factor
+def split_blocks(values, blocks) -> dict:
+    """The columns of ``values`` (..., k) as entries: name -> a list (a vector block, shape
+    ``(a,)``) or a list of rows (shape ``(a, b)``, row-major) of ``values[..., column]``."""
+    out, start = {}, 0
+    for name, shape in blocks:
+        if len(shape) == 1:
+            out[name] = [values[..., start + i] for i in range(shape[0])]
+        else:
+            a, b = shape
+            out[name] = [[values[..., start + i * b + j] for j in range(b)] for i in range(a)]
+        start += int(np.prod(shape))
+    return out
+
+
+def row_statistics(data: GroupedData, *, group: GroupFactor | None = None, blocks=None):
+    """:class:`RowStatistics` of ``data`` (``se=`` with a residual SD).
+
+    By default one grouping factor's sums ``ZtZ``, ``ZtX``, ``Zty``. ``blocks(Xc, y0)``
+    gives others, name -> ``(A, B)``: the per-group sum of ``w_i A_i B_i'`` (``A`` (n, a),
+    ``B`` (n, b), or (n,) for a vector block), the rows grouped by ``group``.
+    """
+    f = data.factor if group is None else group
     Xc, means, y0, shift = residual_outcome(data, row_weights(data)[0])
-    Z = data.X[:, [data.terms.index(t) for t in f.varying]]
-    n, p, q = len(y0), Xc.shape[1], Z.shape[1]
+    if blocks is None:
+        Z = data.X[:, [data.terms.index(t) for t in f.varying]]
+        products = {"ZtZ": (Z, Z), "ZtX": (Z, Xc), "Zty": (Z, y0)}
+    else:
+        products = blocks(Xc, y0)
+    n, p = len(y0), Xc.shape[1]
+
+    def outer(A, B):
+        return A * B[:, None] if B.ndim == 1 else (A[:, :, None] * B[:, None, :]).reshape(n, -1)
+
+    layout = tuple(
+        (name, (A.shape[1],) if B.ndim == 1 else (A.shape[1], B.shape[1]))
+        for name, (A, B) in products.items()
+    )
     rows = np.concatenate(
         [
             (y0 * y0)[:, None],
             Xc * y0[:, None],
-            (Xc[:, :, None] * Xc[:, None, :]).reshape(n, p * p),
-            (Z[:, :, None] * Z[:, None, :]).reshape(n, q * q),
-            (Z[:, :, None] * Xc[:, None, :]).reshape(n, q * p),
-            Z * y0[:, None],
+            outer(Xc, Xc),
+            *(outer(A, B) for A, B in products.values()),
             (data.se**2)[:, None],
         ],
         axis=1,
     )
     counts = np.bincount(f.idx, minlength=f.n_groups)
-    return RowStatistics(rows, np.asarray(f.idx, dtype=np.int64), counts, p, q, shift, means)
+    return RowStatistics(rows, np.asarray(f.idx, dtype=np.int64), counts, p, layout, shift, means)
 
 
 def row_weights(data: GroupedData) -> tuple[np.ndarray, float]:

@@ -41,9 +41,11 @@ from hiermodels.builders.marginal import (
     transpose_times,
 )
 from hiermodels.builders.marginal_nested import (
+    NestedRowStatistics,
     NestedStatistics,
     draw_nested_effects,
     nested_factors,
+    nested_row_statistics,
     nested_statistics,
 )
 from hiermodels.data import GroupedData, GroupFactor
@@ -68,18 +70,12 @@ def marginal_supported(data: GroupedData, spec: HierarchicalSpec) -> tuple[bool,
     (every level of the inner inside one level of the outer, read from the data); offsets
     are fine, and so are known standard errors (``se=``: the sums are weighted by ``1 /
     se_i^2``; with ``sigma=True`` by ``1 / (se_i^2 + sigma^2)``, summed from the rows at every
-    gradient, :class:`~hiermodels.builders.marginal.RowStatistics`). Not supported, so left to
-    the full engine: crossed or more than two factors, and ``se=`` with ``sigma=True`` and
-    nested factors.
+    gradient, :class:`~hiermodels.builders.marginal.RowStatistics`, or per inner group for
+    nested factors, :class:`~hiermodels.builders.marginal_nested.NestedRowStatistics`). Not
+    supported, so left to the full engine: crossed or more than two factors.
     """
     if spec.family != "gaussian":
         return False, f"family {spec.family!r}: the group effects integrate out for 'gaussian' only"
-    if getattr(data, "se", None) is not None and spec.se_sigma and len(data.factors) > 1:
-        return False, (
-            "known standard errors with a residual SD (sigma=True) and nested factors: the "
-            "row variance se_i^2 + sigma^2 depends on sigma, and the marginal engine sums the "
-            "rows at every gradient for one grouping factor only"
-        )
     if not data.factors:
         return False, "the model has no grouping factor, so there are no group effects to integrate"
     names = [f.name for f in data.factors]
@@ -154,7 +150,7 @@ def fit_marginal(
     sampler_seed, rng = _seeds(options.random_seed)
     clock = time.perf_counter()
     if inputs is None:
-        inputs = marginal_inputs(data, spec, priors, stats=_statistics(data), scales=scales)
+        inputs = marginal_inputs(data, spec, priors, stats=_statistics(data, spec), scales=scales)
     timings = {"statistics_s": time.perf_counter() - clock}
     clock = time.perf_counter()
     if resolve_sampler(options.sampler) == "nutpie":
@@ -172,10 +168,14 @@ def fit_marginal(
     return idata, tuple(messages)
 
 
-def _statistics(data: GroupedData):
-    """The sums the likelihood reads: nested ones for two factors, else None (one factor's
-    :func:`~hiermodels.builders.marginal.sufficient_statistics`)."""
-    return nested_statistics(data) if len(data.factors) == 2 else None
+def _statistics(data: GroupedData, spec: HierarchicalSpec):
+    """The sums the likelihood reads: nested ones for two factors (from the rows per
+    evaluation with ``se=`` and ``sigma=True``), else None (one factor's, chosen by
+    :func:`~hiermodels.builders.marginal.marginal_inputs`)."""
+    if len(data.factors) != 2:
+        return None
+    by_row = data.se is not None and spec.se_sigma
+    return nested_row_statistics(data) if by_row else nested_statistics(data)
 
 
 def _seeds(random_seed) -> tuple[int, np.random.Generator]:
@@ -301,7 +301,7 @@ def _add_group_effects(idata: xr.DataTree, data: GroupedData, stats, rng) -> Non
         cholesky_draws(post, f).reshape(chains * draws, len(f.varying), len(f.varying))
         for f in data.factors
     ]
-    if isinstance(stats, NestedStatistics):
+    if isinstance(stats, (NestedStatistics, NestedRowStatistics)):
         outer, inner = stats.order
         drawn = dict(
             zip(
