@@ -81,7 +81,7 @@ def run_case(case: str, draws: int = 1000, chains: int = 2, seed: int = 1) -> di
         result = model.fit(draws, chains=chains, random_seed=seed)
         out["fit_s"] = round(time.perf_counter() - t, 2)
     else:
-        data, spec, priors = model._prepare()
+        data, spec, priors = model.prepared()
         out["prepare_s"] = round(time.perf_counter() - t, 2)
         options = SamplingOptions(draws=draws, chains=chains, random_seed=seed)
         idata, messages = fit_marginal(data, spec, priors, options)

@@ -256,7 +256,7 @@ def calibrate(
     engine : {"full", "marginal", "auto"}, optional
         Hierarchical models only: the engine of the refits, as in
         :meth:`hiermodels.HierarchicalModel.fit`. Default: the engine a result was fitted
-        with, ``"full"`` for a model.
+        with (also for ``"auto"``), ``"auto"`` for a model (as ``fit``).
 
     Returns
     -------

@@ -182,23 +182,30 @@ def hierarchical_tasks(
     import pymc as pm
 
     from hiermodels.builders.hierarchical import build_model
-    from hiermodels.models import HierarchicalModel, _use_marginal
+    from hiermodels.models import HierarchicalModel, engine_for
     from hiermodels.results.hierarchical import HierarchicalResult
     from hiermodels.sampling import SamplingOptions
 
+    asked = SamplingOptions(
+        draws=draws, tune=tune, chains=chains, sampler=sampler, sample_kwargs=sample_kwargs
+    )
     if isinstance(obj, HierarchicalModel):
-        data, spec, priors = obj._prepare()
+        # "auto" reads the parameterizations as the user gave them, as fit() does
+        given, given_spec, _ = obj.prepared(resolve=False)
+        kind = engine_for(given, given_spec, engine=engine or "auto", options=asked)
+        data, spec, priors = obj.prepared()
     elif isinstance(obj, HierarchicalResult):
         data, spec, priors = obj.data, obj.spec, obj.priors
-        if engine is None and obj.idata["posterior"].attrs.get("engine") == "marginal":
-            engine = "marginal"
+        if engine in (None, "auto"):  # the engine the result was fitted with
+            fitted = obj.idata["posterior"].attrs.get("engine")
+            engine = "marginal" if fitted == "marginal" else "full"
+        kind = engine_for(data, spec, engine=engine, options=asked)
     else:
         raise SpecError(
             "calibrate takes a meta-analysis (hm.meta_analysis(..., method='exact') or its "
             "arguments as a dict) or a hierarchical model (hm.HierarchicalModel or a fitted "
             f"result of one), not {type(obj).__name__}"
         )
-    kind = "marginal" if _use_marginal(engine or "full", data, spec) else "full"
     prior_seed, *refit_seeds = seeds.spawn(n_sims + 1)
     with build_model(data, spec, priors):
         prior = pm.sample_prior_predictive(

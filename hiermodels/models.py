@@ -13,9 +13,9 @@ import pymc as pm
 import xarray as xr
 
 from hiermodels.builders.hierarchical import build, build_model
-from hiermodels.data import prepare
-from hiermodels.defaults import priors_frame, resolve_priors
-from hiermodels.engines.mcmc import sample_checked
+from hiermodels.data import GroupedData, prepare
+from hiermodels.defaults import ResolvedPrior, priors_frame, resolve_priors
+from hiermodels.engines.mcmc import nutpie_direct, sample_checked
 from hiermodels.errors import HierModelsError, PriorWarning, SpecError
 from hiermodels.families import get_family
 from hiermodels.frames import to_pandas
@@ -28,7 +28,7 @@ from hiermodels.results.idata import add_fit_groups
 from hiermodels.sampling import SamplingOptions, check_sampling_args
 from hiermodels.spec import HierarchicalSpec, keywords_from_formula
 
-__all__ = ["HierarchicalModel", "fit_hierarchical"]
+__all__ = ["HierarchicalModel", "engine_for", "fit_hierarchical"]
 
 
 class HierarchicalModel:
@@ -165,10 +165,6 @@ class HierarchicalModel:
         self.se = se
         self.sigma = sigma
 
-    def _prepare(self):
-        """The encoded data, the spec (every "auto" parameterization resolved) and priors."""
-        return self._prepare_with_choice()[:3]
-
     def _spec(self) -> HierarchicalSpec:
         """What the user asked, as a spec (no data read yet)."""
         terms = keywords_from_formula(
@@ -194,13 +190,47 @@ class HierarchicalModel:
         return spec
 
     def _prepare_with_choice(self):
-        data, spec, priors = self._prepare_unchosen()
+        data, spec, priors = self.prepared(resolve=False)
         spec, choices = choose(data, spec)
         return data, spec, priors, choices
 
-    def _prepare_unchosen(self):
-        """The encoded data, the spec as given ("auto" parameterizations not yet resolved: the
-        marginal engine needs no choice) and the priors."""
+    def prepared(
+        self, *, resolve: bool = True
+    ) -> tuple[GroupedData, HierarchicalSpec, dict[str, ResolvedPrior]]:
+        """The data as the model reads them, the spec and the priors: what :meth:`build` and
+        :meth:`fit` work from.
+
+        Parameters
+        ----------
+        resolve : bool
+            ``True``: every ``"auto"`` parameterization resolved to ``"centered"`` or
+            ``"noncentered"`` (see :meth:`parameterization_choice`), as the full model is
+            built. ``False``: the spec as given, which :func:`engine_for` needs to tell
+            whether ``engine="auto"`` takes the marginal engine (that engine chooses nothing).
+
+        Returns
+        -------
+        data : hiermodels.data.GroupedData
+        spec : hiermodels.spec.HierarchicalSpec
+        priors : dict of str to hiermodels.defaults.ResolvedPrior
+            Every prior, resolved to numbers (the rows of :meth:`default_priors`).
+
+        Raises
+        ------
+        HierModelsError
+            For data or a spec that do not fit (a dask DataFrame is read by ``fit`` only).
+
+        Examples
+        --------
+        >>> import hiermodels as hm
+        >>> schools = hm.datasets.load("eight_schools")
+        >>> model = hm.HierarchicalModel(schools, "y | se(sigma) ~ 1 + (1 | school)")
+        >>> data, spec, priors = model.prepared()
+        >>> len(data.y), spec.parameterization_of("Intercept", "school")
+        (8, 'noncentered')
+        """
+        if resolve:
+            return self._prepare_with_choice()[:3]
         spec = self._spec()
         if is_dask_frame(self.data):
             raise SpecError(
@@ -229,7 +259,7 @@ class HierarchicalModel:
             f"varying={list(self.varying)}"
         )
         try:
-            data, spec, priors = self._prepare()
+            data, spec, priors = self.prepared()
         except HierModelsError as error:
             return f"<HierarchicalModel {what}; not valid yet: {error}>"
         groups = ", ".join(f"{f.name} ({f.n_groups})" for f in data.factors) or "none"
@@ -248,7 +278,7 @@ class HierarchicalModel:
         compactly), ``role`` and ``rule`` (how the default was derived from the data),
         the LKJ prior of each factor's correlations included.
         """
-        return priors_frame(self._prepare()[2])
+        return priors_frame(self.prepared()[2])
 
     def parameterization_choice(self) -> pd.DataFrame:
         """How each varying term of each grouping factor will be sampled, and why.
@@ -270,7 +300,7 @@ class HierarchicalModel:
 
     def build(self) -> pm.Model:
         """A new ``pm.Model`` each call."""
-        data, spec, priors = self._prepare()
+        data, spec, priors = self.prepared()
         return build_model(data, spec, priors)
 
     def prior_predictive(self, draws: int = 500, *, random_seed=None) -> xr.DataTree:
@@ -293,7 +323,7 @@ class HierarchicalModel:
         sampler: str | None = None,
         progressbar: bool | None = None,
         sample_kwargs: Mapping | None = None,
-        engine: str = "full",
+        engine: str = "auto",
     ) -> HierarchicalResult:
         """Sample the posterior with NUTS (nutpie by default) and check convergence.
 
@@ -307,18 +337,21 @@ class HierarchicalModel:
             NUTS implementation (nutpie when installed).
         sample_kwargs : dict, optional
             Passed on to ``pm.sample`` (e.g. ``{"target_accept": 0.95}``).
-        engine : {"full", "marginal", "auto"}
+        engine : {"auto", "full", "marginal"}
             ``"full"`` samples every group effect; ``"marginal"`` (Gaussian outcomes with one
-            grouping factor or two nested ones, known standard errors without ``sigma=True``
-            included) integrates the group effects out exactly, samples only the
-            population parameters from sufficient statistics (time independent of the number
-            of rows; a refit of the same structure reuses the compiled model) and draws the
-            group effects exactly afterwards: the same posterior, names and results (no
-            parameterization is chosen: ``result.parameterization`` says "not applicable",
-            and ``result.model``, the full model, is built when first used);
-            ``"auto"`` takes the marginal engine where it applies. A dask DataFrame is
-            fitted by ``"marginal"`` or ``"auto"`` only, from sums computed by dask where its
-            rows are (:mod:`hiermodels.lazy`, docs/dask.md).
+            grouping factor or two nested ones, known standard errors included) integrates
+            the group effects out exactly, samples only the population parameters from
+            sufficient statistics (time independent of the number of rows; a refit of the
+            same structure reuses the compiled model) and draws the group effects exactly
+            afterwards: the same posterior, names and results (no parameterization is
+            chosen: ``result.parameterization`` says "not applicable", and
+            ``result.model``, the full model, is built when first used). ``"auto"`` (the
+            default) takes the marginal engine where it applies and nothing asks for the
+            full one: a ``parameterization`` other than ``"auto"`` for some effect, or a
+            sampler other than nutpie (also ``sample_kwargs`` nutpie does not take, or a
+            replaced ``pm.sample``); ``result.idata.posterior.attrs["engine"]`` says which
+            ran. A dask DataFrame is fitted by ``"marginal"`` or ``"auto"`` only, from sums
+            computed by dask where its rows are (:mod:`hiermodels.lazy`, docs/dask.md).
 
         Warns
         -----
@@ -342,12 +375,12 @@ class HierarchicalModel:
             from hiermodels.lazy_fit import fit_lazy
 
             return fit_lazy(self.data, self._spec(), options, engine=engine)
-        data, spec, priors = self._prepare_unchosen()
+        data, spec, priors = self.prepared(resolve=False)
         for f, t in data.effects:
             message = priors[sigma_name(t, f.name)].prior.warning(f.n_groups)
             if message:
                 warnings.warn(message, PriorWarning, stacklevel=2)
-        if _use_marginal(engine, data, spec):
+        if _use_marginal(engine, data, spec, options):
             spec = _marginal_spec(data, spec)
             from hiermodels.engines.marginal import fit_marginal
 
@@ -451,7 +484,7 @@ def fit_hierarchical(
     sampler: str | None = None,
     progressbar: bool | None = None,
     sample_kwargs: Mapping | None = None,
-    engine: str = "full",
+    engine: str = "auto",
 ) -> HierarchicalResult:
     """Fit a varying-intercepts / varying-slopes regression in one call.
 
@@ -500,9 +533,55 @@ def fit_hierarchical(
 ENGINES = ("full", "marginal", "auto")
 
 
-def _use_marginal(engine: str, data, spec) -> bool:
+def engine_for(
+    data: GroupedData,
+    spec: HierarchicalSpec,
+    *,
+    engine: str = "auto",
+    options: SamplingOptions | None = None,
+) -> str:
+    """Which engine :meth:`HierarchicalModel.fit` runs for ``engine``: "marginal" or "full".
+
+    Parameters
+    ----------
+    data, spec
+        As :meth:`HierarchicalModel.prepared` returns them; with ``resolve=False`` for
+        ``engine="auto"`` (a resolved spec names a parameterization for every effect, which
+        only the full engine samples, so "auto" would always answer "full").
+    engine : {"auto", "full", "marginal"}
+        As asked of :meth:`HierarchicalModel.fit`.
+    options : hiermodels.sampling.SamplingOptions, optional
+        How ``fit`` would sample: ``"auto"`` takes the full engine for a sampler other than
+        nutpie directly (``None``: sampling is not considered).
+
+    Returns
+    -------
+    str
+        ``"marginal"`` or ``"full"``.
+
+    Raises
+    ------
+    SpecError
+        For an unknown ``engine``, or ``engine="marginal"`` where it does not apply (why).
+
+    Examples
+    --------
+    >>> import hiermodels as hm
+    >>> from hiermodels.models import engine_for
+    >>> schools = hm.datasets.load("eight_schools")
+    >>> model = hm.HierarchicalModel(schools, "y | se(sigma) ~ 1 + (1 | school)")
+    >>> data, spec, _ = model.prepared(resolve=False)
+    >>> engine_for(data, spec), engine_for(data, spec, engine="full")
+    ('marginal', 'full')
+    """
+    return "marginal" if _use_marginal(engine, data, spec, options) else "full"
+
+
+def _use_marginal(engine: str, data, spec, options: SamplingOptions | None = None) -> bool:
     """Whether to fit with the marginal engine; ``engine="marginal"`` where it does not apply
-    is an error that says why."""
+    is an error that says why. ``"auto"`` takes it where it applies, unless the user asked
+    for what only the full engine does: a centered or non-centered form for some effect, or
+    sampling other than by nutpie directly (``options``; see :meth:`HierarchicalModel.fit`)."""
     if engine not in ENGINES:
         raise SpecError(f"engine must be one of {ENGINES}, got {engine!r}")
     if engine == "full":
@@ -512,4 +591,7 @@ def _use_marginal(engine: str, data, spec) -> bool:
     ok, reason = marginal_supported(data, spec)
     if engine == "marginal" and not ok:
         raise SpecError(f"engine='marginal' does not apply here: {reason}; use engine='full'")
+    if engine == "auto" and ok:
+        forms = {spec.parameterization_of(t, f.name) for f, t in data.effects}
+        ok = forms <= {"auto"} and (options is None or nutpie_direct(options))
     return ok

@@ -279,6 +279,7 @@ def test_mcmc_refits_in_processes_give_the_same_ranks(seed):
     model = hm.HierarchicalModel(_small_design(seed(23)), "y ~ 1 + (1 | g)")
     kw = {"draws": 100, "tune": 150, "chains": 2, "random_seed": seed(24)}
     one = hm.calibrate(model, 6, **kw)
+    assert one.engine == "marginal"  # "auto", the default, as fit()
     two = hm.calibrate(model, 6, n_jobs=2, **kw)
     pd.testing.assert_frame_equal(one.ranks, two.ranks)
 

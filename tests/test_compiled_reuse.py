@@ -34,7 +34,7 @@ def frame(seed, n_groups=6, per=5, prefix="g", scale=1.0):
 
 
 def inputs(df, formula="y ~ x + (1 | g)", **kw):
-    return full_inputs(*hm.HierarchicalModel(df, formula, **kw)._prepare())
+    return full_inputs(*hm.HierarchicalModel(df, formula, **kw).prepared())
 
 
 def test_new_data_of_one_structure_share_the_key():
@@ -87,7 +87,7 @@ def test_packed_data_give_the_hand_written_log_likelihood():
     model = hm.HierarchicalModel(
         df, "y ~ x + (1 + x || g) + offset(o)", parameterization="noncentered"
     )
-    built = build(*model._prepare())
+    built = build(*model.prepared())
     m = built.model
     point = m.initial_point()
     rng = np.random.default_rng(4)

@@ -74,7 +74,7 @@ def frames(seed):
 
 def _spec_and_data(df, **keywords):
     model = HierarchicalModel(df, **keywords)
-    return model._spec(), model._prepare()
+    return model._spec(), model.prepared()
 
 
 def test_is_dask_frame(frames):
@@ -195,7 +195,7 @@ def test_bad_input_gives_the_pandas_errors(client, frames):
 def test_what_a_dask_frame_cannot_do_is_refused_by_name(client, frames):
     _, ddf = frames
     with pytest.raises(SpecError, match="engine='marginal'"):
-        hm.fit_hierarchical(ddf, **KEYWORDS)  # engine="full", the default
+        hm.fit_hierarchical(ddf, **KEYWORDS, engine="full")
     with pytest.raises(SpecError, match="gaussian"):
         hm.fit_hierarchical(ddf, **KEYWORDS, family="poisson", engine="auto")
     with pytest.raises(SpecError, match="columns by name"):
@@ -368,7 +368,7 @@ def test_nested_classes_span_partitions(nested_frames):
 def test_nested_sums_equal_pandas(client, nested_frames, formula):
     df, ddf = nested_frames
     model = HierarchicalModel(df, formula)
-    spec, (data, _, _) = model._spec(), model._prepare()
+    spec, (data, _, _) = model._spec(), model.prepared()
     lazy = collect(ddf, spec)
     want, got = nested_statistics(data), nested_aggregates(lazy)
     assert got.order == want.order and got.n_outer == want.n_outer
@@ -401,7 +401,7 @@ def test_one_factor_of_two_columns_sums_equal_pandas(client, nested_frames):
     """``(1 + x | school:cls)``: one factor labelled by two columns, summed per cell."""
     df, ddf = nested_frames
     model = HierarchicalModel(df, "y ~ x + (1 + x | school:cls)")
-    spec, (data, _, _) = model._spec(), model._prepare()
+    spec, (data, _, _) = model._spec(), model.prepared()
     lazy, stats = collect(ddf, spec), sufficient_statistics(data)
     assert lazy.factor.levels == data.factor.levels
     np.testing.assert_array_equal(lazy.factor.n_obs, data.factor.n_obs)

@@ -30,13 +30,44 @@ def test_engine_choices_are_checked():
         )
 
 
+@pytest.mark.parametrize(
+    ("model", "options", "marginal"),
+    [
+        ({}, {}, True),  # the default: gaussian, one factor, nutpie
+        ({"parameterization": "auto"}, {"sample_kwargs": {"target_accept": 0.95}}, True),
+        ({"parameterization": "centered"}, {}, False),  # a form of the full model asked for
+        ({"parameterization": {"Intercept|county": "noncentered"}}, {}, False),
+        ({}, {"sampler": "pymc"}, False),  # only the full engine samples with pm.sample
+        ({}, {"sample_kwargs": {"init": "adapt_diag"}}, False),  # a keyword nutpie lacks
+        ({"family": "poisson", "y": "count"}, {}, False),
+    ],
+)
+def test_auto_takes_the_marginal_engine_unless_the_full_one_is_asked_for(model, options, marginal):
+    from hiermodels.models import HierarchicalModel, engine_for
+    from hiermodels.sampling import SamplingOptions
+
+    radon = hm.datasets.load("radon").assign(count=lambda d: (d["log_radon"] > 1).astype(int))
+    spec = {"y": "log_radon", "group": "county", "predictors": ["floor"], **model}
+    data, spec, _ = HierarchicalModel(radon, **spec).prepared(resolve=False)
+    chosen = engine_for(data, spec, options=SamplingOptions(draws=10, **options))
+    assert chosen == ("marginal" if marginal else "full")
+
+
+def test_auto_leaves_a_replaced_pm_sample_to_the_full_engine(mock_pymc_sample):
+    from hiermodels.models import HierarchicalModel, engine_for
+    from hiermodels.sampling import SamplingOptions
+
+    model = HierarchicalModel(hm.datasets.load("radon"), "log_radon ~ floor + (1 | county)")
+    data, spec, _ = model.prepared(resolve=False)
+    assert engine_for(data, spec, options=SamplingOptions(draws=10)) == "full"
+
+
 @pytest.mark.slow
 def test_marginal_engine_through_the_public_api(seed, sampled_well, tmp_path):
     radon = hm.datasets.load("radon")
     res = hm.fit_hierarchical(
         radon,
-        "log_radon ~ floor + (1 + floor | county)",
-        engine="auto",
+        "log_radon ~ floor + (1 + floor | county)",  # engine="auto", the default
         chains=4,
         draws=500,
         random_seed=seed(61),

@@ -34,7 +34,7 @@ def df():
 
 
 def _data(df, formula):
-    return hm.HierarchicalModel(df, formula)._prepare()[0]
+    return hm.HierarchicalModel(df, formula).prepared()[0]
 
 
 def test_design_columns_are_formulaes(df):
@@ -159,8 +159,8 @@ def test_categorical_term_varies_as_its_dummy_columns(df):
     by_keywords = hm.HierarchicalModel(
         df, y="y", group="g", predictors=["x1", "kind"], varying=["kind"]
     )
-    f_data, _, f_priors = by_formula._prepare()
-    k_data, _, k_priors = by_keywords._prepare()
+    f_data, _, f_priors = by_formula.prepared()
+    k_data, _, k_priors = by_keywords.prepared()
     assert f_data.factor.varying == ("Intercept", "kind[b]", "kind[c]")
     assert f_data.terms == k_data.terms and f_data.factor.varying == k_data.factor.varying
     np.testing.assert_array_equal(f_data.X, k_data.X)

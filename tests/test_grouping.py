@@ -66,8 +66,8 @@ def test_crossed_keyword_form_is_the_formula():
     by_keywords = hm.HierarchicalModel(
         df, y="y", group=["item", "rater"], predictors=["x"], varying=["x"]
     )
-    _, f_spec, f_priors = by_formula._prepare()
-    _, k_spec, k_priors = by_keywords._prepare()
+    _, f_spec, f_priors = by_formula.prepared()
+    _, k_spec, k_priors = by_keywords.prepared()
     assert f_spec.groups == k_spec.groups
     assert f_priors == k_priors
     m1, m2 = by_formula.build(), by_keywords.build()

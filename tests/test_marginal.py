@@ -35,7 +35,7 @@ FAST = "FAST_COMPILE"
 
 
 def _prepare(df, formula, **kw):
-    return hm.HierarchicalModel(df, formula, **kw)._prepare()
+    return hm.HierarchicalModel(df, formula, **kw).prepared()
 
 
 def _tiny(seed=0, n_per=(3, 3), offset=False):

@@ -20,7 +20,7 @@ from hiermodels.builders.marginal_nested import (
 )
 from hiermodels.engines.marginal import marginal_supported
 from hiermodels.errors import ConvergenceWarning
-from hiermodels.models import _use_marginal
+from hiermodels.models import engine_for
 from hiermodels.numerics.diagnostics import ess_bulk
 
 FAST = "FAST_COMPILE"
@@ -28,7 +28,7 @@ KONSTANTOPOULOS = Path(__file__).parent / "data" / "konstantopoulos2011.csv"
 
 
 def _prepare(df, formula, **kw):
-    return hm.HierarchicalModel(df, formula, **kw)._prepare()
+    return hm.HierarchicalModel(df, formula, **kw).prepared()
 
 
 def _tiny(seed=0, n=14):
@@ -208,8 +208,8 @@ def test_auto_engine_takes_marginal_for_nested_and_known_se():
     formulas = [f"y{se} ~ x + (1 | school/cls)" for se in ("", " | se(se)")]
     # with a residual SD too: tests/test_marginal_nested_se_sigma.py
     for formula in [*formulas, "y | se(se, sigma = TRUE) ~ x + (1 | school/cls)"]:
-        data, spec, _ = _prepare(df, formula)
-        assert _use_marginal("auto", data, spec), formula
+        data, spec, _ = hm.HierarchicalModel(df, formula).prepared(resolve=False)
+        assert engine_for(data, spec) == "marginal", formula
 
 
 # -- graph ------------------------------------------------------------------------------------
@@ -279,7 +279,7 @@ def _fit_both(df, formula, seed, draws=500, full_draws=1000):
         marginal = model.fit(draws, chains=4, random_seed=seed, engine="auto")
         full = model.fit(full_draws, chains=4, random_seed=seed + 1, engine="full")
     assert marginal.idata["posterior"].attrs["engine"] == "marginal"
-    return model._prepare()[0], marginal, full
+    return model.prepared()[0], marginal, full
 
 
 def simulate_nested(seed, n_schools=15, n_classes=4, n_per=6):

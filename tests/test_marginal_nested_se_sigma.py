@@ -33,14 +33,14 @@ from hiermodels.builders.marginal_nested import (
 )
 from hiermodels.engines.marginal import marginal_supported
 from hiermodels.errors import ConvergenceWarning
-from hiermodels.models import _use_marginal
+from hiermodels.models import engine_for
 from hiermodels.numerics.diagnostics import ess_bulk
 
 FAST = "FAST_COMPILE"
 
 
 def _prepare(df, formula):
-    return hm.HierarchicalModel(df, formula)._prepare()
+    return hm.HierarchicalModel(df, formula).prepared()
 
 
 def _tiny(seed=0, n=14):
@@ -100,12 +100,13 @@ def test_supported_when_nested_not_when_crossed():
     data, spec, _ = _prepare(df, FORMULAS[0])
     ok, reason = marginal_supported(data, spec)
     assert ok and "nested" in reason
-    assert _use_marginal("auto", data, spec)
+    data, spec, _ = hm.HierarchicalModel(df, FORMULAS[0]).prepared(resolve=False)
+    assert engine_for(data, spec) == "marginal"  # "auto" reads the spec as given
     data, spec, _ = _prepare(df, "y | se(se, sigma=True) ~ x + (1 | school) + (1 | cls)")
     ok, reason = marginal_supported(data, spec)
     assert not ok and "crossed" in reason
     with pytest.raises(hm.SpecError, match="engine='full'"):
-        _use_marginal("marginal", data, spec)
+        engine_for(data, spec, engine="marginal")
 
 
 def test_row_sums_equal_brute_force_at_a_sigma():
@@ -276,7 +277,7 @@ def test_marginal_and_full_engines_agree_on_nested_data(seed, sampled_well):
     assert marginal.idata["posterior"].attrs["engine"] == "marginal"
     sampled_well(marginal, rhat=1.03, ess_per_chain=25)
     sampled_well(full, divergence_rate=0.01, rhat=1.05, ess_per_chain=15)
-    data = model._prepare()[0]
+    data = model.prepared()[0]
     mine, theirs = marginal.idata["posterior"], full.idata["posterior"]
     population = ["Intercept", "x", "sigma"]
     population += [f"Intercept|{f.name}_sigma" for f in data.factors]

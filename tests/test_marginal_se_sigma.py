@@ -45,7 +45,7 @@ def _tiny(seed=0, n_per=(3, 4, 2)):
 
 
 def _prepare(df, formula=FORMULA):
-    return hm.HierarchicalModel(df, formula)._prepare()
+    return hm.HierarchicalModel(df, formula).prepared()
 
 
 def _graph_loglik(data, rs: RowStatistics, beta, sigma, cov):

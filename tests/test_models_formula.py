@@ -14,8 +14,8 @@ def test_formula_and_keywords_build_the_same_spec_and_graph(radon):
     keywords = hm.HierarchicalModel(
         radon, y="log_radon", group="county", predictors=["floor", "log_uranium"], varying=["floor"]
     )
-    _, f_spec, f_priors = formula._prepare()
-    _, k_spec, k_priors = keywords._prepare()
+    _, f_spec, f_priors = formula.prepared()
+    _, k_spec, k_priors = keywords.prepared()
     assert f_spec.formula.startswith("log_radon ~")
     assert f_spec == dataclasses.replace(k_spec, formula=f_spec.formula)
     assert f_priors == k_priors
@@ -32,12 +32,12 @@ def test_formula_options_binomial_offset_uncorrelated():
         {"k": [1, 2, 0, 3], "n": [4, 4, 5, 6], "x": [0.1, 0.5, 0.2, 0.9], "g": list("abab")}
     )
     spec = hm.HierarchicalModel(df, "k | trials(n) ~ x + (1 + x || g)", family="binomial")
-    _, s, _ = spec._prepare()
+    _, s, _ = spec.prepared()
     assert (s.y, s.trials, s.varying, s.correlated) == ("k", "n", ("x",), False)
     counts = df.assign(log_t=np.log(df["n"]))
     _, s, _ = hm.HierarchicalModel(
         counts, "k ~ x + offset(log_t) + (1 | g)", family="poisson"
-    )._prepare()
+    ).prepared()
     assert s.offset == "log_t" and s.predictors == ("x",)
 
 

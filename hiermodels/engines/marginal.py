@@ -107,7 +107,7 @@ def fit_marginal(
     Parameters
     ----------
     data, spec, priors
-        As ``HierarchicalModel._prepare()`` returns them.
+        As ``HierarchicalModel.prepared()`` returns them.
     options : SamplingOptions, optional
         Draws, chains, seed, sampler. With nutpie (the default when installed) the compiled
         model is kept in the process and reused for data of the same structure

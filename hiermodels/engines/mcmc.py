@@ -20,7 +20,7 @@ from hiermodels.errors import ConvergenceWarning, SpecError
 from hiermodels.numerics import diagnostics
 from hiermodels.sampling import SamplingOptions, sampling_options
 
-__all__ = ["SAMPLERS", "check_convergence", "sample", "sample_checked"]
+__all__ = ["SAMPLERS", "check_convergence", "nutpie_direct", "sample", "sample_checked"]
 
 # sampler name -> the module it needs (pm.sample's nuts_sampler takes the same names)
 SAMPLERS: dict[str, str | None] = {
@@ -48,6 +48,18 @@ def resolve_sampler(sampler: str | None) -> str:
     return sampler
 
 
+def nutpie_direct(options: SamplingOptions) -> bool:
+    """Whether these options sample with nutpie called directly rather than ``pm.sample``:
+    the sampler is nutpie, nutpie takes every keyword of ``sample_kwargs``, and ``pm.sample``
+    has not been replaced (``pymc.testing.mock_sample``, a test's or a user's monkeypatch is
+    honoured: such fits go through ``pm.sample``)."""
+    return (
+        resolve_sampler(options.sampler) == "nutpie"
+        and set(options.pymc_kwargs()) <= _NUTPIE_KEYWORDS
+        and pm.sample is pymc_sampling.sample
+    )
+
+
 def sample(
     model: pm.Model,
     options: SamplingOptions | None = None,
@@ -70,13 +82,7 @@ def sample(
     options = sampling_options(options, **keywords)
     kwargs = options.pymc_kwargs()
     sampler = resolve_sampler(options.sampler)
-    direct = (
-        reuse is not None
-        and sampler == "nutpie"
-        and set(kwargs) <= _NUTPIE_KEYWORDS
-        # pm.sample replaced (pymc.testing.mock_sample, a test's monkeypatch) is honoured
-        and pm.sample is pymc_sampling.sample
-    )
+    direct = reuse is not None and nutpie_direct(options)
     if direct and is_cached(reuse.key):
         message = f"Sampling with {sampler} (the model compiled for this structure is reused)"
     else:

@@ -18,6 +18,7 @@ from hiermodels.errors import SpecError
 from hiermodels.meta.data import StudyData
 from hiermodels.meta.engines import exact_fit, exact_takes
 from hiermodels.numerics import heterogeneity as het
+from hiermodels.numerics.inference import percent_weights
 from hiermodels.numerics.pooling import shrinkage_ratio
 
 __all__ = ["leave_one_out", "study_effects", "summary"]
@@ -93,7 +94,8 @@ def _study_effects(result, prob: float) -> pd.DataFrame:
         beta_mean = np.array([result.draws(n).mean() for n in result.coefficient_names])
     fit = het.reml(d.y, d.se, d.X if d.has_moderators else None)
     unit = het.data_unit(d.se)  # weights in units of the se: no under- or overflow
-    w = 1.0 / ((d.se / unit) ** 2 + (fit.tau / unit) ** 2)
+    # from the se as given, not RMAFit.v: an se beyond the limit path's bounds keeps weight 0
+    weights = percent_weights((d.se / unit) ** 2, (fit.tau / unit) ** 2)
     return pd.DataFrame(
         {
             "study": list(d.labels),
@@ -106,7 +108,7 @@ def _study_effects(result, prob: float) -> pd.DataFrame:
             "median": cols["median"],
             "pooling_factor": pooling,
             "shrinkage_ratio": shrinkage_ratio(d.y, cols["mean"], d.X @ beta_mean, d.se),
-            "weight": 100 * w / w.sum(),
+            "weight": weights,
         }
     )
 

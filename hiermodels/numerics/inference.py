@@ -49,6 +49,7 @@ __all__ = [
     "confint_tau2",
     "fit_random_effects",
     "fit_stats",
+    "percent_weights",
     "predict",
 ]
 
@@ -145,8 +146,35 @@ class RMAFit:
     @property
     def weights(self):
         """Percent weight of each study, 100 w_i / sum w (metafor's ``weights()``)."""
-        w = 1 / (self.v + self.tau2_u)
-        return 100 * w / np.sum(w)
+        return percent_weights(self.v, self.tau2_u)
+
+
+def percent_weights(v, tau2) -> np.ndarray:
+    """Percent random-effects weight of each study, 100 w_i / sum w with w_i = 1 / (v_i + tau2).
+
+    metafor's ``weights()`` of an ``rma.uni`` fit (inverse-variance weights, Borenstein et al.
+    2009, ch. 12). Give ``v`` and ``tau2`` in one unit (e.g. of
+    :func:`~hiermodels.numerics.heterogeneity.data_unit`): the percentages do not depend on it.
+
+    Parameters
+    ----------
+    v : array_like, shape (k,)
+        Sampling variances se_i^2.
+    tau2 : float
+        Between-study variance.
+
+    Returns
+    -------
+    ndarray, shape (k,)
+        Weights in percent, summing to 100.
+
+    Examples
+    --------
+    >>> percent_weights([1.0, 1.0, 2.0], 1.0)
+    array([37.5, 37.5, 25. ])
+    """
+    w = 1 / (np.asarray(v, dtype=float) + tau2)
+    return 100 * w / np.sum(w)
 
 
 def _crit(test, level, ddf):

@@ -143,7 +143,7 @@ def compare_pooling(
         parameterization=parameterization,
         hyperprior=hyperprior,
     )
-    check_no_pooling_identified(model._prepare()[0])  # before sampling, not after
+    check_no_pooling_identified(model.prepared()[0])  # before sampling, not after
     partial = model.fit(
         draws,
         tune=tune,
