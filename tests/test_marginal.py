@@ -366,7 +366,7 @@ def _fit_both(df, formula, seed, draws=500, full_draws=500):
         warnings.simplefilter("ignore", ConvergenceWarning)  # asserted below instead
         idata, _ = fit_marginal(data, spec, priors, options)
         full = hm.HierarchicalModel(df, formula).fit(
-            full_draws, tune=1000, chains=4, random_seed=seed + 1
+            full_draws, tune=1000, chains=4, random_seed=seed + 1, engine="full"
         )
     marginal = HierarchicalResult(idata, build(data, spec, priors).model, data, spec, priors)
     return data, marginal, full
