@@ -80,6 +80,7 @@ FLOW = [
     "meta.builder",
     "meta.multilevel_builder",
     # engines: the only place that samples or integrates
+    "engines.nutpie_support",  # importing nutpie, its start points, side functions without C
     "engines.diskcache",  # nutpie's compiled callbacks on disk, under engines.compiled
     "engines.compiled",
     "engines.mcmc",  # samples through engines.compiled (nutpie, compiled models reused)

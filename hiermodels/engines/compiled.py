@@ -61,7 +61,7 @@ def compiled_model(
     model's and the compiled model's, so the draws carry the new data's labels.
     """
     global _compiles
-    from hiermodels.engines import diskcache
+    from hiermodels.engines import diskcache, nutpie_support
 
     if key in _cache:
         _cache.move_to_end(key)
@@ -71,7 +71,7 @@ def compiled_model(
         compiled = compiled.with_data(**values)
         if key in _starts:
             # start where a model compiled for these data starts: the same draws for a seed
-            start = diskcache.jittered_start(_starts[key]())
+            start = nutpie_support.jittered_start(_starts[key]())
             compiled = dataclasses.replace(compiled, initial_point_func=start)
         if coords:
             compiled = _relabel(model, compiled, coords)
@@ -86,7 +86,7 @@ def compiled_model(
         # where a refit starts: the support point for the data the model then holds (PyMC's
         # point function is compiled at the first refit; a single fit never needs it, ~0.5 s)
         free = compiled.shape_info[0][: len(model.free_RVs)]
-        _starts[key] = diskcache.support_point(model, free)
+        _starts[key] = nutpie_support.support_point(model, free)
     while len(_cache) > CACHE_SIZE:
         _starts.pop(_cache.popitem(last=False)[0], None)
     return model, compiled

@@ -192,7 +192,7 @@ def _seeds(random_seed) -> tuple[int, np.random.Generator]:
 
 
 def _sample_nutpie(data, spec, priors, inputs: MarginalInputs, options, seed):
-    from hiermodels.engines.diskcache import load_nutpie
+    from hiermodels.engines.nutpie_support import load_nutpie
 
     nutpie = load_nutpie()
 

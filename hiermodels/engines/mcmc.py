@@ -117,7 +117,7 @@ def _sample_compiled(model: pm.Model, reuse, kwargs: dict) -> xr.DataTree:
     (``patch_nutpie_idata``: constant and observed data, timing attributes)."""
     from pymc.util import _get_seeds_per_chain
 
-    from hiermodels.engines.diskcache import load_nutpie
+    from hiermodels.engines.nutpie_support import load_nutpie
 
     nutpie = load_nutpie()
 

@@ -15,7 +15,7 @@ import numpy as np
 import pymc as pm
 import pytest
 
-from hiermodels.engines import diskcache
+from hiermodels.engines import diskcache, nutpie_support
 
 
 def _model(y, prior_sd=10.0, data=True):
@@ -143,11 +143,11 @@ def diskcache_files(root, suffix):
 def test_jittered_start_is_the_support_point_plus_seeded_uniform_jitter():
     # nutpie's compile_pymc_model jitters every coordinate by U(-1, 1), seeded per chain
     point = [0.5, -3.0, 100.0]
-    start = diskcache.jittered_start(point)
+    start = nutpie_support.jittered_start(point)
     draws = np.array([start(seed) for seed in range(200)]) - point
     assert np.all(np.abs(draws) <= 1.0)
     assert abs(draws.mean()) < 0.1 and draws.std() == pytest.approx(1 / np.sqrt(3), abs=0.05)
-    np.testing.assert_array_equal(start(7), diskcache.jittered_start(point)(7))
+    np.testing.assert_array_equal(start(7), nutpie_support.jittered_start(point)(7))
     assert not np.array_equal(start(7), start(8))
 
 
@@ -158,7 +158,7 @@ def test_nutpie_loads_without_arviz_and_arviz_stays_real():
         """
         import sys
         import arviz_base
-        from hiermodels.engines.diskcache import load_nutpie
+        from hiermodels.engines.nutpie_support import load_nutpie
         nutpie = load_nutpie()
         assert "arviz" not in sys.modules
         stand_in = sys.modules["nutpie.sample"].arviz
@@ -180,7 +180,7 @@ _NO_C_SCRIPT = """
 import json, pathlib, sys, warnings
 warnings.simplefilter("ignore")
 import numpy as np, pymc as pm
-from hiermodels.engines import diskcache
+from hiermodels.engines import diskcache, nutpie_support
 rng = np.random.default_rng(int(sys.argv[1]))
 with pm.Model() as model:
     data = pm.Data("y", rng.normal(size=(30, 2)))
@@ -188,7 +188,7 @@ with pm.Model() as model:
     pm.MvNormal("obs", mu=0.0, chol=chol, observed=data)
 compiled = diskcache.compile_pymc_model(model)
 names = compiled.shape_info[0][: len(model.free_RVs)]
-ours = diskcache.support_point(model, names)()
+ours = nutpie_support.support_point(model, names)()
 built = sorted(str(p.parent.name) for p in pathlib.Path(sys.argv[2]).rglob("mod.cpp"))
 from pymc.initial_point import make_initial_point_fn
 point = make_initial_point_fn(model=model, default_strategy="support_point", jitter_rvs=set(),
