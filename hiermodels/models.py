@@ -409,6 +409,7 @@ class HierarchicalModel:
             why=_automatic_reasons(choices),
             reuse=built.inputs,  # nutpie: a model compiled for this structure is reused
         )
+        idata["posterior"].attrs["engine"] = "full"
         idata.attrs["parameterization"] = json.dumps([c.to_dict() for c in choices])
         result = HierarchicalResult(idata, built.model, data, spec, priors, messages)
         add_fit_groups(result)

@@ -60,6 +60,9 @@ def test_auto_leaves_a_replaced_pm_sample_to_the_full_engine(mock_pymc_sample):
     model = HierarchicalModel(hm.datasets.load("radon"), "log_radon ~ floor + (1 | county)")
     data, spec, _ = model.prepared(resolve=False)
     assert engine_for(data, spec, options=SamplingOptions(draws=10)) == "full"
+    # the posterior says which engine ran
+    res = model.fit(draws=10, chains=1)
+    assert res.idata["posterior"].attrs["engine"] == "full"
 
 
 @pytest.mark.slow
