@@ -57,3 +57,24 @@ def test_step_says_what_it_does_only_when_shown(capsys):
 def test_resolve(value, monkeypatch):
     monkeypatch.setenv("HIERMODELS_PROGRESS", "1")
     assert progress.resolve(value) is (True if value is None else value)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::hiermodels.errors.ConvergenceWarning")  # 100 draws
+def test_marginal_fit_says_what_it_does_when_watched(monkeypatch, capfd, seed):
+    """The default engine for a Gaussian model: its compile step and the group effects'
+    draws are announced (no bar of their own), as the full engine's compile is."""
+    import numpy as np
+    import pandas as pd
+
+    import hiermodels as hm
+
+    monkeypatch.setenv("HIERMODELS_PROGRESS", "1")
+    rng = np.random.default_rng(seed(31))
+    g = np.repeat(np.arange(6), 5)
+    df = pd.DataFrame({"y": rng.normal(size=g.size) + g * 0.3, "g": g})
+    res = hm.fit_hierarchical(df, "y ~ 1 + (1 | g)", draws=100, tune=100, chains=1)
+    assert res.idata["posterior"].attrs["engine"] == "marginal"
+    said = capfd.readouterr().err
+    assert "marginal model" in said or "compiled model reused" in said
+    assert "Drawing the group effects" in said and "done in" in said

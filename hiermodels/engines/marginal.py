@@ -29,6 +29,7 @@ import numpy as np
 import xarray as xr
 from pymc.backends.arviz import patch_nutpie_idata
 
+from hiermodels import progress
 from hiermodels.builders.marginal import (
     MarginalInputs,
     RowStatistics,
@@ -50,7 +51,7 @@ from hiermodels.builders.marginal_nested import (
 )
 from hiermodels.data import GroupedData, GroupFactor
 from hiermodels.defaults import ResolvedPrior
-from hiermodels.engines.compiled import compiled_model
+from hiermodels.engines.compiled import compiled_model, is_cached
 from hiermodels.engines.mcmc import check_convergence, resolve_sampler, sample
 from hiermodels.errors import SpecError
 from hiermodels.names import INTERCEPT, INTERCEPT_AT_MEANS, effect_name, sigma_name
@@ -161,7 +162,10 @@ def fit_marginal(
     timings["build_compile_sample_s"] = time.perf_counter() - clock
     messages = check_convergence(idata, [v.name for v in model.free_RVs])
     clock = time.perf_counter()
-    _add_group_effects(idata, data, inputs.stats, rng)
+    with progress.step(
+        "Drawing the group effects from their exact conditional posterior", show=options.progressbar
+    ):
+        _add_group_effects(idata, data, inputs.stats, rng)
     timings["group_effects_s"] = time.perf_counter() - clock
     # where the time went, for benchmarks (seconds; sampling_time is pm.sample's own attr)
     idata["posterior"].attrs.update({f"marginal_{k}": round(v, 3) for k, v in timings.items()})
@@ -196,9 +200,26 @@ def _sample_nutpie(data, spec, priors, inputs: MarginalInputs, options, seed):
 
     nutpie = load_nutpie()
 
-    model, compiled = compiled_model(
-        inputs.key, lambda: build_marginal(data, spec, priors, inputs), inputs.values
-    )
+    show = progress.resolve(options.progressbar)
+    # compiling dominates a first fit (numba, 5-10 s; a disk-cache hit ~0.5 s) and shows no
+    # bar of its own
+    if is_cached(inputs.key):
+        message = "Sampling the population parameters with nutpie (the compiled model reused)"
+    else:
+        message = "Compiling the marginal model and sampling the population parameters"
+    with progress.step(message, show=show):
+        model, compiled = compiled_model(
+            inputs.key, lambda: build_marginal(data, spec, priors, inputs), inputs.values
+        )
+        idata, seconds = _run_nutpie(nutpie, compiled, options, seed, show)
+    # what pm.sample(nuts_sampler="nutpie") adds: constant and observed data, timing attrs
+    patch_nutpie_idata(idata, model, sampling_time=seconds)
+    return model, idata
+
+
+def _run_nutpie(nutpie, compiled, options: SamplingOptions, seed: int, show: bool):
+    """``nutpie.sample`` with ``options`` (pm.sample's names mapped onto nutpie's); the draws
+    and the seconds it took."""
     kwargs = dict(options.sample_kwargs or {})
     if "max_treedepth" in kwargs:  # pm.sample's name for it
         kwargs["maxdepth"] = kwargs.pop("max_treedepth")
@@ -211,12 +232,10 @@ def _sample_nutpie(data, spec, priors, inputs: MarginalInputs, options, seed):
         chains=options.chains,
         seed=seed,
         save_warmup=False,
-        progress_bar=options.progressbar,
+        progress_bar=show,
         **kwargs,
     )
-    # what pm.sample(nuts_sampler="nutpie") adds: constant and observed data, timing attrs
-    patch_nutpie_idata(idata, model, sampling_time=time.time() - start)
-    return model, idata
+    return idata, time.time() - start
 
 
 # -- the group effects, drawn from their conditional posterior ---------------------------------
