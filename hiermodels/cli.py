@@ -64,6 +64,9 @@ def _print_table(title: str, table: pd.DataFrame) -> None:
 
 def report_fit(result, *, n_groups_shown: int = 5) -> None:
     """Print a fitted model's summary and its most / least shrunken groups."""
+    engine = result.idata["posterior"].attrs.get("engine")
+    if engine is not None:
+        print(f"engine: {engine}")
     _print_table("Population-level parameters (95% intervals):", result.summary())
     effects = result.group_effects()
     columns = ["group", "n_obs", "no_pooling", "mean", "population", "pooling_factor"]
@@ -352,6 +355,7 @@ def _fit(args) -> None:
         parameterization=args.parameterization,
         hyperprior=args.hyperprior,
         family=args.family,
+        engine=args.engine,
         **_sampling(args),
     )
     report_fit(result)
@@ -475,6 +479,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto (from the data, per term), centered or noncentered",
     )
     fit.add_argument("--hyperprior", default="half_cauchy")
+    fit.add_argument(
+        "--engine",
+        default="auto",
+        choices=("auto", "full", "marginal"),
+        help="auto (default): group effects integrated out exactly for a gaussian outcome "
+        "with one or two nested grouping factors, else every group effect sampled (full)",
+    )
     _add_sampling_arguments(fit)
     fit.add_argument("--save", default=None, help="save the fit to this .nc file (hm.load)")
     fit.add_argument("--out", default=None, help="write the tables to NAME_<table>.csv|.json")

@@ -391,6 +391,8 @@ def collect(ddf, spec: HierarchicalSpec) -> AggregatedData:
     terms = design.names
     columns = list(terms[1:])  # the design columns, dummies in place of text columns
     raw = _cell_frame(sizes, cells, ddf.dtypes)
+    if columns:  # row for row with the sizes (group-bys need not return one order)
+        gmin, gmax = gmin.reindex(sizes.index), gmax.reindex(sizes.index)
     per_cell = (sizes.to_numpy(dtype=float), gmin, gmax, columns)
     factors = [_factor(g, raw, per_cell, spec, design) for g in groupings]
     if len(factors) == 2:

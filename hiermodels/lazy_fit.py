@@ -33,7 +33,7 @@ from hiermodels.errors import PriorWarning, SpecError
 from hiermodels.lazy import AggregatedData, NotCollected, collect, lazy_supported
 from hiermodels.names import INTERCEPT, effect_name, sigma_name
 from hiermodels.results.hierarchical import HierarchicalResult
-from hiermodels.sampling import SamplingOptions
+from hiermodels.sampling import ENGINES, SamplingOptions
 from hiermodels.spec import HierarchicalSpec
 
 __all__ = ["AggregatedResult", "aggregated_inputs", "fit_lazy", "nested_aggregates"]
@@ -86,6 +86,8 @@ def fit_lazy(
     the marginal engine cannot fit (:func:`hiermodels.lazy.lazy_supported`) and the named
     errors of :func:`hiermodels.lazy.collect` for bad data.
     """
+    if engine not in ENGINES:
+        raise SpecError(f"engine must be one of {ENGINES}, got {engine!r}")
     if engine not in ("marginal", "auto"):
         raise SpecError(
             f"engine={engine!r} needs the rows of the data; a dask DataFrame is fitted from "

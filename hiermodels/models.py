@@ -25,7 +25,7 @@ from hiermodels.parameterization import Choice, choices_frame, choose
 from hiermodels.priors import Prior
 from hiermodels.results.hierarchical import HierarchicalResult
 from hiermodels.results.idata import add_fit_groups
-from hiermodels.sampling import SamplingOptions, check_sampling_args
+from hiermodels.sampling import ENGINES, SamplingOptions, check_sampling_args
 from hiermodels.spec import HierarchicalSpec, keywords_from_formula
 
 __all__ = ["HierarchicalModel", "engine_for", "fit_hierarchical"]
@@ -77,7 +77,10 @@ class HierarchicalModel:
         centered when each group's own data pin its effect down (median no-pooling standard
         error under half a quick estimate of the between-group SD), else non-centered
         (:mod:`hiermodels.parameterization`); :meth:`parameterization_choice` shows the
-        choices and their reasons.
+        choices and their reasons. It is a choice of the full engine: with ``"auto"`` a
+        Gaussian model with one or two nested grouping factors is fitted by the marginal
+        engine (see :meth:`fit`), which samples no group effect and chooses nothing; a form
+        given here asks for the full engine.
     hyperprior : str or Prior
         A key of :data:`hiermodels.priors.PRESETS`, scaled by ``sd(y) / sd(x)`` per term, or a
         prior object used as is for every group-level SD.
@@ -229,6 +232,8 @@ class HierarchicalModel:
         >>> len(data.y), spec.parameterization_of("Intercept", "school")
         (8, 'noncentered')
         """
+        if not isinstance(resolve, bool):
+            raise SpecError(f"resolve must be True or False, got {resolve!r}")
         if resolve:
             return self._prepare_with_choice()[:3]
         spec = self._spec()
@@ -281,7 +286,9 @@ class HierarchicalModel:
         return priors_frame(self.prepared()[2])
 
     def parameterization_choice(self) -> pd.DataFrame:
-        """How each varying term of each grouping factor will be sampled, and why.
+        """How each varying term of each grouping factor is sampled by the full engine, and
+        why (``fit``'s default ``engine="auto"`` may take the marginal engine instead, which
+        samples no group effect: ``result.parameterization`` says what a fit did).
 
         One row per (term, factor): ``choice`` (``"centered"`` or ``"noncentered"``),
         ``ratio`` (for an automatic choice, the median over groups of the standard error of
@@ -336,7 +343,12 @@ class HierarchicalModel:
         sampler : {"nutpie", "pymc", "numpyro", "blackjax"}, optional
             NUTS implementation (nutpie when installed).
         sample_kwargs : dict, optional
-            Passed on to ``pm.sample`` (e.g. ``{"target_accept": 0.95}``).
+            Passed on to the sampler (e.g. ``{"target_accept": 0.95}``): nutpie's
+            ``sample`` where nutpie is called directly (``max_treedepth`` is its
+            ``maxdepth``; a keyword it does not take is a ``SpecError``), else ``pm.sample``.
+            With ``engine="auto"``, keywords other than ``target_accept``,
+            ``max_treedepth``/``maxdepth`` and ``cores`` go to ``pm.sample`` with the full
+            engine.
         engine : {"auto", "full", "marginal"}
             ``"full"`` samples every group effect; ``"marginal"`` (Gaussian outcomes with one
             grouping factor or two nested ones, known standard errors included) integrates
@@ -350,8 +362,10 @@ class HierarchicalModel:
             full one: a ``parameterization`` other than ``"auto"`` for some effect, or a
             sampler other than nutpie (also ``sample_kwargs`` nutpie does not take, or a
             replaced ``pm.sample``); ``result.idata.posterior.attrs["engine"]`` says which
-            ran. A dask DataFrame is fitted by ``"marginal"`` or ``"auto"`` only, from sums
-            computed by dask where its rows are (:mod:`hiermodels.lazy`, docs/dask.md).
+            ran. A dask DataFrame is fitted by ``"marginal"`` or ``"auto"`` only, always by
+            the marginal engine (whatever the sampler or parameterization: its rows never
+            reach this process), from sums computed by dask where its rows are
+            (:mod:`hiermodels.lazy`, docs/dask.md).
 
         Warns
         -----
@@ -529,9 +543,6 @@ def fit_hierarchical(
         sample_kwargs=sample_kwargs,
         engine=engine,
     )
-
-
-ENGINES = ("full", "marginal", "auto")
 
 
 def engine_for(

@@ -11,7 +11,10 @@ import numpy as np
 from hiermodels.errors import SpecError
 from hiermodels.progress import resolve
 
-__all__ = ["SamplingOptions", "check_sampling_args", "sampling_options"]
+__all__ = ["ENGINES", "SamplingOptions", "check_sampling_args", "sampling_options"]
+
+# the engines of HierarchicalModel.fit(engine=): "auto" (the default), "full", "marginal"
+ENGINES = ("full", "marginal", "auto")
 
 # keywords pm.sample gets from SamplingOptions' own fields; sample_kwargs may not repeat them
 OWN_KEYWORDS = ("draws", "tune", "chains", "random_seed", "nuts_sampler", "progressbar")

@@ -151,6 +151,14 @@ def test_fit_saves_and_writes_tables(mock_pymc_sample, tmp_path, capsys, radon):
     assert code == 0
     table = pd.read_csv(tmp_path / "t_summary.csv", index_col=0)
     assert "floor" in table.index and "mean" in table.columns
+    # which engine ran is said (pm.sample replaced here: the full engine); one that does not
+    # apply is a usage error, not a traceback
+    assert "engine: full" in capsys.readouterr().out
+    code = main(
+        ["fit", str(path), "--formula", "log_radon ~ (1 | county) + (1 | floor)",
+         "--draws", "20", "--engine", "marginal"]
+    )  # fmt: skip
+    assert code == 1 and "engine='marginal' does not apply" in capsys.readouterr().err
 
 
 def test_meta_with_variances_and_from_counts(tmp_path, capsys):

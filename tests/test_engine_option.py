@@ -35,6 +35,7 @@ def test_engine_choices_are_checked():
     [
         ({}, {}, True),  # the default: gaussian, one factor, nutpie
         ({"parameterization": "auto"}, {"sample_kwargs": {"target_accept": 0.95}}, True),
+        ({}, {"sample_kwargs": {"maxdepth": 8}}, True),  # nutpie's own name
         ({"parameterization": "centered"}, {}, False),  # a form of the full model asked for
         ({"parameterization": {"Intercept|county": "noncentered"}}, {}, False),
         ({}, {"sampler": "pymc"}, False),  # only the full engine samples with pm.sample
@@ -89,3 +90,26 @@ def test_marginal_engine_through_the_public_api(seed, sampled_well, tmp_path):
         back.predict(radon.head(4), random_seed=1).draws.values,
         res.predict(radon.head(4), random_seed=1).draws.values,
     )
+
+
+def test_nutpie_keywords_it_does_not_take_are_named(monkeypatch):
+    """A sample_kwargs key nutpie rejects (its own AttributeError or TypeError) becomes a
+    SpecError naming it and the way out; pm.sample's max_treedepth is nutpie's maxdepth."""
+    from hiermodels.engines import mcmc, nutpie_support
+
+    seen = {}
+
+    class Nutpie:
+        @staticmethod
+        def sample(compiled, **kwargs):
+            seen.update(kwargs)
+            if "init" in kwargs:
+                raise AttributeError("Unknown settings attribute: init")
+            return "draws"
+
+    monkeypatch.setattr(nutpie_support, "load_nutpie", lambda: Nutpie)
+    common = dict(draws=10, tune=None, chains=2, seed=1, progressbar=False)
+    draws, _ = mcmc.nutpie_sample(None, max_treedepth=7, **common)
+    assert draws == "draws" and seen["maxdepth"] == 7 and seen["tune"] == 1000
+    with pytest.raises(hm.SpecError, match=r"\['init'\].*engine='full'"):
+        mcmc.nutpie_sample(None, init="adapt_diag", **common)

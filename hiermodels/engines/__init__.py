@@ -1,1 +1,3 @@
-"""Inference engines: MCMC through ``pm.sample`` and (for meta-analysis) exact integration."""
+"""Inference engines: MCMC through nutpie or ``pm.sample`` (the full model), the marginal
+Gaussian engine (group effects integrated out, then drawn exactly), their compiled-model
+caches, and (for meta-analysis) exact integration."""

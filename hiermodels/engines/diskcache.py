@@ -324,11 +324,10 @@ def compile_pymc_model(model: pm.Model):
         compiled = _compile_and_store(model, directory, key, shared)
         _outcome = "stored"
         return compiled
-    except Exception:  # never worse than nutpie's own compilation
+    except Exception:  # never worse than nutpie's own compilation, exactly as nutpie does it
         _remove(directory, key)
         _outcome = "fallback"
-        with side_functions_without_c():
-            return nutpie.compile_pymc_model(model)
+        return nutpie.compile_pymc_model(model)
 
 
 def _data_hash(shared: dict[str, object]) -> str:

@@ -52,7 +52,7 @@ from hiermodels.builders.marginal_nested import (
 from hiermodels.data import GroupedData, GroupFactor
 from hiermodels.defaults import ResolvedPrior
 from hiermodels.engines.compiled import compiled_model, is_cached
-from hiermodels.engines.mcmc import check_convergence, resolve_sampler, sample
+from hiermodels.engines.mcmc import check_convergence, nutpie_sample, resolve_sampler, sample
 from hiermodels.errors import SpecError
 from hiermodels.names import INTERCEPT, INTERCEPT_AT_MEANS, effect_name, sigma_name
 from hiermodels.sampling import SamplingOptions, sampling_options
@@ -196,10 +196,6 @@ def _seeds(random_seed) -> tuple[int, np.random.Generator]:
 
 
 def _sample_nutpie(data, spec, priors, inputs: MarginalInputs, options, seed):
-    from hiermodels.engines.nutpie_support import load_nutpie
-
-    nutpie = load_nutpie()
-
     show = progress.resolve(options.progressbar)
     # compiling dominates a first fit (numba, 5-10 s; a disk-cache hit ~0.5 s) and shows no
     # bar of its own
@@ -211,31 +207,14 @@ def _sample_nutpie(data, spec, priors, inputs: MarginalInputs, options, seed):
         model, compiled = compiled_model(
             inputs.key, lambda: build_marginal(data, spec, priors, inputs), inputs.values
         )
-        idata, seconds = _run_nutpie(nutpie, compiled, options, seed, show)
+        extra = dict(options.sample_kwargs or {})
+        idata, seconds = nutpie_sample(
+            compiled, draws=options.draws, tune=options.tune, chains=options.chains,
+            seed=seed, progressbar=show, **extra,
+        )  # fmt: skip
     # what pm.sample(nuts_sampler="nutpie") adds: constant and observed data, timing attrs
     patch_nutpie_idata(idata, model, sampling_time=seconds)
     return model, idata
-
-
-def _run_nutpie(nutpie, compiled, options: SamplingOptions, seed: int, show: bool):
-    """``nutpie.sample`` with ``options`` (pm.sample's names mapped onto nutpie's); the draws
-    and the seconds it took."""
-    kwargs = dict(options.sample_kwargs or {})
-    if "max_treedepth" in kwargs:  # pm.sample's name for it
-        kwargs["maxdepth"] = kwargs.pop("max_treedepth")
-    tune = 1000 if options.tune is None else max(options.tune, 1)  # nuts-rs needs tune >= 1
-    start = time.time()
-    idata = nutpie.sample(
-        compiled,
-        draws=options.draws,
-        tune=tune,
-        chains=options.chains,
-        seed=seed,
-        save_warmup=False,
-        progress_bar=show,
-        **kwargs,
-    )
-    return idata, time.time() - start
 
 
 # -- the group effects, drawn from their conditional posterior ---------------------------------

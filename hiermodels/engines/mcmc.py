@@ -106,8 +106,53 @@ _NUTPIE_KEYWORDS = {
     "progressbar",
     "target_accept",
     "max_treedepth",
+    "maxdepth",  # nutpie's own name for max_treedepth
     "cores",
 }
+
+
+def nutpie_sample(
+    compiled, *, draws: int, tune, chains: int, seed: int, progressbar: bool, **kwargs
+) -> tuple[xr.DataTree, float]:
+    """``nutpie.sample`` of a compiled model with ``pm.sample``'s names and defaults (tune
+    1000 when None, at least 1 as nuts-rs needs; ``max_treedepth`` is nutpie's
+    ``maxdepth``; at most 4 cores), no warm-up kept; the draws and the seconds it took.
+
+    Raises
+    ------
+    SpecError
+        For a keyword nutpie does not take, naming it and ``engine="full"`` (whose
+        ``pm.sample`` takes PyMC's own sampler's keywords).
+    """
+    from hiermodels.engines.nutpie_support import load_nutpie
+
+    nutpie = load_nutpie()
+    kwargs = dict(kwargs)
+    if "max_treedepth" in kwargs:
+        kwargs["maxdepth"] = kwargs.pop("max_treedepth")
+    kwargs.setdefault("cores", min(4, os.cpu_count() or 1))
+    start = time.time()
+    try:
+        idata = nutpie.sample(
+            compiled,
+            draws=draws,
+            tune=1000 if tune is None else max(tune, 1),
+            chains=chains,
+            seed=seed,
+            save_warmup=False,
+            progress_bar=bool(progressbar),
+            **kwargs,
+        )
+    except (AttributeError, TypeError) as error:  # "Unknown settings attribute: init", ...
+        unknown = [k for k in kwargs if k in str(error)]
+        if not unknown:
+            raise
+        raise SpecError(
+            f"sample_kwargs {unknown} are not options of nutpie's sampler, which this fit "
+            f"uses ({error}); remove them, or fit with engine='full' and a sampler that takes "
+            "them (e.g. sampler='pymc')"
+        ) from error
+    return idata, time.time() - start
 
 
 def _sample_compiled(model: pm.Model, reuse, kwargs: dict) -> xr.DataTree:
@@ -117,31 +162,12 @@ def _sample_compiled(model: pm.Model, reuse, kwargs: dict) -> xr.DataTree:
     (``patch_nutpie_idata``: constant and observed data, timing attributes)."""
     from pymc.util import _get_seeds_per_chain
 
-    from hiermodels.engines.nutpie_support import load_nutpie
-
-    nutpie = load_nutpie()
-
     model, compiled = compiled_model(reuse.key, lambda: model, reuse.values, reuse.coords)
     kwargs = dict(kwargs)
     chains = kwargs.pop("chains") or 4
     seed = int(_get_seeds_per_chain(kwargs.pop("random_seed"), chains)[0])
-    tune = kwargs.pop("tune")
-    tune = 1000 if tune is None else max(tune, 1)
-    if "max_treedepth" in kwargs:
-        kwargs["maxdepth"] = kwargs.pop("max_treedepth")
-    kwargs.setdefault("cores", min(4, os.cpu_count() or 1))
-    start = time.time()
-    idata = nutpie.sample(
-        compiled,
-        draws=kwargs.pop("draws"),
-        tune=tune,
-        chains=chains,
-        seed=seed,
-        save_warmup=False,
-        progress_bar=bool(kwargs.pop("progressbar")),
-        **kwargs,
-    )
-    patch_nutpie_idata(idata, model, sampling_time=time.time() - start)
+    idata, seconds = nutpie_sample(compiled, chains=chains, seed=seed, **kwargs)
+    patch_nutpie_idata(idata, model, sampling_time=seconds)
     return idata
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -36,11 +37,21 @@ def without_c():
     return pytensor.config.change_flags(cxx="")
 
 
+# held while the two functions are replaced: a second thread waits (numba compiles one
+# thing at a time anyway), so the replacements never outlive the context
+_REPLACING = threading.RLock()
+
+
 @contextlib.contextmanager
 def side_functions_without_c():
     """While nutpie compiles: its initial-point and traced-shape functions (PyMC's
     ``make_initial_point_fn`` and nutpie's ``_compute_shapes``, looked up when called) built
-    :func:`without_c`, the numba callbacks as usual."""
+    :func:`without_c`, the numba callbacks as usual.
+
+    The two module attributes are replaced for the duration and put back after, also on an
+    error; one thread at a time (a lock; others wait). PyTensor's ``cxx`` flag is
+    process-wide, so while one of those small functions is built another thread's PyTensor
+    compile would use Python implementations too (slower code, the same values)."""
     import nutpie.compile_pymc as compile_pymc
     import pymc.initial_point as initial_point
 
@@ -51,13 +62,14 @@ def side_functions_without_c():
 
         return call
 
-    originals = initial_point.make_initial_point_fn, compile_pymc._compute_shapes
-    initial_point.make_initial_point_fn = light(originals[0])
-    compile_pymc._compute_shapes = light(originals[1])
-    try:
-        yield
-    finally:
-        initial_point.make_initial_point_fn, compile_pymc._compute_shapes = originals
+    with _REPLACING:
+        originals = initial_point.make_initial_point_fn, compile_pymc._compute_shapes
+        initial_point.make_initial_point_fn = light(originals[0])
+        compile_pymc._compute_shapes = light(originals[1])
+        try:
+            yield
+        finally:
+            initial_point.make_initial_point_fn, compile_pymc._compute_shapes = originals
 
 
 def load_nutpie():

@@ -173,6 +173,8 @@ def percent_weights(v, tau2) -> np.ndarray:
     >>> percent_weights([1.0, 1.0, 2.0], 1.0)
     array([37.5, 37.5, 25. ])
     """
+    if not tau2 >= 0:
+        raise ValueError(f"tau2 must be >= 0, got {tau2}")
     w = 1 / (np.asarray(v, dtype=float) + tau2)
     return 100 * w / np.sum(w)
 

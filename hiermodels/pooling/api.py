@@ -44,7 +44,7 @@ def compare_pooling(
     predictors: Sequence[str] = (),
     varying: Sequence[str] = (),
     hyperprior: str | Prior = "half_cauchy",
-    parameterization: str | Mapping[str, str] = "noncentered",
+    parameterization: str | Mapping[str, str] | None = None,
     mu_prior: Prior | None = None,
     method: str = "exact",
     draws: int = 1000,
@@ -78,7 +78,11 @@ def compare_pooling(
         Never modified.
     hyperprior, parameterization, mu_prior, method
         For the partial-pooling model, as in :func:`meta_analysis` (study-level; ``method``
-        "exact" or "mcmc") or :class:`HierarchicalModel` (row-level).
+        "exact" or "mcmc") or :class:`HierarchicalModel` (row-level). ``parameterization``
+        defaults to ``"noncentered"`` for study-level MCMC and to ``"auto"`` for row-level
+        data, where a Gaussian outcome is then fitted by the marginal engine
+        (:meth:`HierarchicalModel.fit`, ``engine="auto"``); a form given for row-level data
+        samples the full model in it.
     draws, tune, chains, random_seed, sampler, progressbar, sample_kwargs
         Sampling options (``random_seed`` also seeds the exact draws).
 
@@ -117,7 +121,7 @@ def compare_pooling(
             mu_prior=mu_prior,
             hyperprior=hyperprior,
             method=method,
-            parameterization=parameterization,
+            parameterization="noncentered" if parameterization is None else parameterization,
             draws=draws,
             tune=tune,
             chains=chains,
@@ -140,7 +144,7 @@ def compare_pooling(
         group=group,
         predictors=predictors,
         varying=varying,
-        parameterization=parameterization,
+        parameterization="auto" if parameterization is None else parameterization,
         hyperprior=hyperprior,
     )
     check_no_pooling_identified(model.prepared()[0])  # before sampling, not after

@@ -37,7 +37,8 @@ class HierarchicalResult:
     idata : xarray.DataTree
         Posterior draws and sampler statistics (ArviZ 1.x).
     model : pymc.Model
-        The model that was sampled; after ``engine="marginal"`` the full model with every
+        The model that was sampled; after the marginal engine (``fit``'s default for a
+        Gaussian model with one or two nested grouping factors) the full model with every
         group effect, built on first use (the constructor takes the model or a function of
         no arguments that builds it).
     data, spec, priors
