@@ -361,10 +361,13 @@ class HierarchicalModel:
             default) takes the marginal engine where it applies and nothing asks for the
             full one: a ``parameterization`` other than ``"auto"`` for some effect, or a
             sampler other than nutpie (also ``sample_kwargs`` nutpie does not take, or a
-            replaced ``pm.sample``); ``result.idata.posterior.attrs["engine"]`` says which
-            ran. A dask DataFrame is fitted by ``"marginal"`` or ``"auto"`` only, always by
-            the marginal engine (whatever the sampler or parameterization: its rows never
-            reach this process), from sums computed by dask where its rows are
+            replaced ``pm.sample``), and the design is not wide and short (more than 12
+            population coefficients and fewer than 50,000 rows: the marginal graph's compile
+            grows with the square of the coefficients, the full engine's gradient with the
+            rows); ``result.idata.posterior.attrs["engine"]`` says which ran. A dask
+            DataFrame is fitted by ``"marginal"`` or ``"auto"`` only, always by the marginal
+            engine (whatever the sampler, parameterization or width: its rows never reach
+            this process), from sums computed by dask where its rows are
             (:mod:`hiermodels.lazy`, docs/dask.md).
 
         Warns
@@ -606,4 +609,15 @@ def _use_marginal(engine: str, data, spec, options: SamplingOptions | None = Non
     if engine == "auto" and ok:
         forms = {spec.parameterization_of(t, f.name) for f, t in data.effects}
         ok = forms <= {"auto"} and (options is None or nutpie_direct(options))
+        # the marginal graph holds the population sums entry by entry, so its compile grows
+        # with the square of the number of coefficients (30: 54 s against the full engine's
+        # 25 s), while the full engine's gradients grow with the rows
+        ok = ok and (len(data.terms) <= AUTO_MAX_TERMS or len(data.y) >= AUTO_MIN_ROWS)
     return ok
+
+
+# engine="auto" takes the marginal engine for at most this many population coefficients
+# (intercept included), or for any number with at least this many rows
+# (benchmarks/results/coldstart.json, docs/performance.md)
+AUTO_MAX_TERMS = 12
+AUTO_MIN_ROWS = 50_000

@@ -3,6 +3,7 @@
 
 import arviz as az
 import numpy as np
+import pandas as pd
 import pytest
 
 import hiermodels as hm
@@ -52,6 +53,23 @@ def test_auto_takes_the_marginal_engine_unless_the_full_one_is_asked_for(model, 
     data, spec, _ = HierarchicalModel(radon, **spec).prepared(resolve=False)
     chosen = engine_for(data, spec, options=SamplingOptions(draws=10, **options))
     assert chosen == ("marginal" if marginal else "full")
+
+
+@pytest.mark.parametrize(("n_predictors", "n_rows", "marginal"), [
+    (11, 200, True),  # 12 coefficients with the intercept
+    (12, 200, False),  # wide and short: the marginal graph compiles slowly (docs)
+    (12, 50_000, True),  # many rows: the full engine's gradients are slow
+])  # fmt: skip
+def test_auto_leaves_wide_short_designs_to_the_full_engine(n_predictors, n_rows, marginal):
+    from hiermodels.models import HierarchicalModel, engine_for
+
+    rng = np.random.default_rng(3)
+    columns = [f"x{i}" for i in range(n_predictors)]
+    df = pd.DataFrame(rng.normal(size=(n_rows, n_predictors)), columns=columns)
+    df = df.assign(y=rng.normal(size=n_rows), g=np.arange(n_rows) % 20)
+    model = HierarchicalModel(df, "y ~ " + " + ".join(columns) + " + (1 | g)")
+    data, spec, _ = model.prepared(resolve=False)
+    assert engine_for(data, spec) == ("marginal" if marginal else "full")
 
 
 def test_auto_leaves_a_replaced_pm_sample_to_the_full_engine(mock_pymc_sample):
