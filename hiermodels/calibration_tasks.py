@@ -183,17 +183,25 @@ def hierarchical_tasks(
 
     from hiermodels.builders.hierarchical import build_model
     from hiermodels.models import HierarchicalModel, engine_for
+    from hiermodels.parameterization import choose
     from hiermodels.results.hierarchical import HierarchicalResult
     from hiermodels.sampling import SamplingOptions
 
-    asked = SamplingOptions(
-        draws=draws, tune=tune, chains=chains, sampler=sampler, sample_kwargs=sample_kwargs
-    )
+    options = {
+        "draws": draws,
+        "tune": draws if tune is None else tune,
+        "chains": chains,
+        "sampler": sampler,
+        "progressbar": False,
+        "sample_kwargs": sample_kwargs,
+    }
+    asked = SamplingOptions(**options)  # checked once, before any refit
     if isinstance(obj, HierarchicalModel):
-        # "auto" reads the parameterizations as the user gave them, as fit() does
-        given, given_spec, _ = obj.prepared(resolve=False)
-        kind = engine_for(given, given_spec, engine=engine or "auto", options=asked)
-        data, spec, priors = obj.prepared()
+        # "auto" reads the parameterizations as the user gave them, as fit() does; the full
+        # model of the prior draws has them resolved
+        data, given, priors = obj.prepared(resolve=False)
+        kind = engine_for(data, given, engine=engine or "auto", options=asked)
+        spec, _ = choose(data, given)
     elif isinstance(obj, HierarchicalResult):
         data, spec, priors = obj.data, obj.spec, obj.priors
         if engine in (None, "auto"):  # the engine the result was fitted with
@@ -231,15 +239,6 @@ def hierarchical_tasks(
         v = np.asarray(values[variable]).reshape(n_sims, -1)
         columns[n] = v[:, 0] if j is None else v[:, j]
     truth = pd.DataFrame(columns)[names]
-    options = {
-        "draws": draws,
-        "tune": draws if tune is None else tune,
-        "chains": chains,
-        "sampler": sampler,
-        "progressbar": False,
-        "sample_kwargs": sample_kwargs,
-    }
-    SamplingOptions(**options)  # checked once, before any refit
     rank_draws = min(MCMC_RANK_DRAWS, draws * chains)
     # the refits encode no new rows, and formulae's design does not pickle (n_jobs > 1)
     data = dataclasses.replace(data, design=None)

@@ -130,3 +130,37 @@ def check_sampled_well(res, *, divergence_rate=0.005, rhat=1.02, ess_per_chain=5
 def sampled_well():
     """``sampled_well(res, ...)``: :func:`check_sampled_well`."""
     return check_sampled_well
+
+
+def mc_agreement(a, b, k):
+    """``|mean(a) - mean(b)|`` per entry and ``k`` Monte Carlo standard errors of that
+    difference, for (chain, draw, ...) draws of one quantity from two fits: each mean's
+    MCSE is sd / sqrt(bulk ESS)."""
+    from hiermodels.numerics.diagnostics import ess_bulk
+
+    def mcse(draws):
+        flat = np.moveaxis(draws.reshape(*draws.shape[:2], -1), -1, 0)
+        return flat.std(axis=(1, 2), ddof=1) / np.sqrt(ess_bulk(flat))
+
+    diff = np.abs(a.mean(axis=(0, 1)) - b.mean(axis=(0, 1))).ravel()
+    return diff, k * np.hypot(mcse(a), mcse(b))
+
+
+@pytest.fixture(scope="session")
+def agreement():
+    """``agreement(a, b, k) -> (diff, bound)``: :func:`mc_agreement`."""
+    return mc_agreement
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """A ``distributed.Client`` of a real LocalCluster: two worker processes, one thread
+    each; closed after the module."""
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client

@@ -287,19 +287,6 @@ def test_mcmc_refits_in_processes_give_the_same_ranks(seed):
 # -- refits on a dask cluster ----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def dask_client():
-    """Two worker processes, one thread each (as calibrate's docstring asks)."""
-    distributed = pytest.importorskip("distributed")
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        yield client
-
-
 def test_a_dask_cluster_gives_the_same_ranks(schools_meta, dask_client, seed):
     one = hm.calibrate(schools_meta, 30, random_seed=seed(9))
     on_cluster = hm.calibrate(schools_meta, 30, random_seed=seed(9), client=dask_client)

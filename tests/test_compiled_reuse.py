@@ -122,8 +122,9 @@ def _fit(df, seed, formula="y ~ x + (1 | g)", **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", hm.ConvergenceWarning)  # tiny fits; not the point
         return hm.fit_hierarchical(
-            df, formula, draws=100, tune=100, chains=2, random_seed=seed, progressbar=False, **kw
-        )
+            df, formula, draws=100, tune=100, chains=2, random_seed=seed, progressbar=False,
+            engine="full", **kw,
+        )  # fmt: skip
 
 
 @pytest.mark.slow

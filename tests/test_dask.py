@@ -34,18 +34,6 @@ BOTH = dict(KEYWORDS, offset="off", se="s")
 
 
 @pytest.fixture(scope="module")
-def client():
-    """Two worker processes, one thread each; closed after the module."""
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-        ) as cluster,
-        distributed.Client(cluster) as c,
-    ):
-        yield c
-
-
-@pytest.fixture(scope="module")
 def frames(seed):
     """Uneven groups (2 to ~120 rows) in random row order, so most groups are split over
     several of the 7 partitions; ``u`` is constant within groups (a group-level predictor),
@@ -99,7 +87,7 @@ IDS = ["numeric", "text", "category", "offset", "se", "offset-se"]
 
 
 @pytest.mark.parametrize(("keywords", "dtype"), CASES, ids=IDS)
-def test_sums_equal_pandas(client, frames, keywords, dtype):
+def test_sums_equal_pandas(dask_client, frames, keywords, dtype):
     df, ddf = _text_frames(frames, dtype)
     spec, (data, _, _) = _spec_and_data(df, **keywords)
     lazy = collect(ddf, spec)
@@ -123,7 +111,7 @@ def test_sums_equal_pandas(client, frames, keywords, dtype):
 
 
 @pytest.mark.parametrize(("keywords", "dtype"), CASES, ids=IDS)
-def test_priors_and_marginal_inputs_equal_pandas(client, frames, keywords, dtype):
+def test_priors_and_marginal_inputs_equal_pandas(dask_client, frames, keywords, dtype):
     df, ddf = _text_frames(frames, dtype)
     spec, (data, pandas_spec, priors) = _spec_and_data(df, **keywords)
     lazy = collect(ddf, spec)
@@ -148,7 +136,7 @@ def test_priors_and_marginal_inputs_equal_pandas(client, frames, keywords, dtype
         np.testing.assert_allclose(got.values[name], want.values[name], atol=1e-10 * scale)
 
 
-def test_bad_input_gives_the_pandas_errors(client, frames):
+def test_bad_input_gives_the_pandas_errors(dask_client, frames):
     df, _ = frames
     cases = [
         (df.drop(columns="g"), DataError, ["'g'", "not in the data"]),
@@ -192,7 +180,7 @@ def test_bad_input_gives_the_pandas_errors(client, frames):
         hm.fit_hierarchical(frame, **KEYWORDS, engine="auto")
 
 
-def test_what_a_dask_frame_cannot_do_is_refused_by_name(client, frames):
+def test_what_a_dask_frame_cannot_do_is_refused_by_name(dask_client, frames):
     _, ddf = frames
     with pytest.raises(SpecError, match="engine='marginal'"):
         hm.fit_hierarchical(ddf, **KEYWORDS, engine="full")
@@ -209,7 +197,7 @@ def test_what_a_dask_frame_cannot_do_is_refused_by_name(client, frames):
 
 
 @pytest.fixture
-def mocked_fits(client, frames, mock_pymc_sample):
+def mocked_fits(dask_client, frames, mock_pymc_sample):
     """A dask and a pandas fit with the mocked sampler (prior draws), no shared terms."""
     df, ddf = frames
     keywords = dict(y="y", group="g", predictors=["x"], varying=["x"], engine="marginal")
@@ -256,7 +244,7 @@ def _mocked_pair(df, ddf, keywords):
     return lazy, full
 
 
-def test_text_predictor_fit_from_aggregates(client, frames, mock_pymc_sample):
+def test_text_predictor_fit_from_aggregates(dask_client, frames, mock_pymc_sample):
     """A text predictor varying by group, fitted with the mocked sampler (prior draws):
     the same parameters as the pandas fit, and new rows are coded with its levels."""
     df, ddf = frames
@@ -269,7 +257,7 @@ def test_text_predictor_fit_from_aggregates(client, frames, mock_pymc_sample):
         lazy.predict(df.head(1).assign(k="other"))
 
 
-def test_offset_and_se_fit_from_aggregates(client, frames, mock_pymc_sample):
+def test_offset_and_se_fit_from_aggregates(dask_client, frames, mock_pymc_sample):
     """Known standard errors: no sigma, as in the pandas fit; the no-pooling estimates and
     SEs of known variances from the weighted sums equal the pandas path's, with and without
     an offset (both fit each group's y - offset)."""
@@ -291,7 +279,7 @@ def test_offset_and_se_fit_from_aggregates(client, frames, mock_pymc_sample):
 
 
 @pytest.mark.slow
-def test_dask_fit_matches_pandas_fit(client, frames, seed, sampled_well):
+def test_dask_fit_matches_pandas_fit(dask_client, frames, seed, sampled_well):
     """Same seed, same compiled model, sums equal to rounding: the draws are not bitwise
     equal (NUTS amplifies a last-bit difference in the sums), so the posteriors are compared
     within Monte Carlo error."""
@@ -365,7 +353,7 @@ def test_nested_classes_span_partitions(nested_frames):
 
 
 @pytest.mark.parametrize("formula", NESTED)
-def test_nested_sums_equal_pandas(client, nested_frames, formula):
+def test_nested_sums_equal_pandas(dask_client, nested_frames, formula):
     df, ddf = nested_frames
     model = HierarchicalModel(df, formula)
     spec, (data, _, _) = model._spec(), model.prepared()
@@ -397,7 +385,7 @@ def test_nested_sums_equal_pandas(client, nested_frames, formula):
     assert lazy.factors[0].levels[:3] == data.factors[0].levels[:3]
 
 
-def test_one_factor_of_two_columns_sums_equal_pandas(client, nested_frames):
+def test_one_factor_of_two_columns_sums_equal_pandas(dask_client, nested_frames):
     """``(1 + x | school:cls)``: one factor labelled by two columns, summed per cell."""
     df, ddf = nested_frames
     model = HierarchicalModel(df, "y ~ x + (1 + x | school:cls)")
@@ -410,7 +398,7 @@ def test_one_factor_of_two_columns_sums_equal_pandas(client, nested_frames):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
 
 
-def test_crossed_factors_are_refused_by_name(client, nested_frames):
+def test_crossed_factors_are_refused_by_name(dask_client, nested_frames):
     _, ddf = nested_frames
     # "c0" is a class of every school: cls alone is crossed with school
     with pytest.raises(DataError) as raised:
@@ -422,7 +410,7 @@ def test_crossed_factors_are_refused_by_name(client, nested_frames):
         hm.fit_hierarchical(ddf, "y ~ x + (1 | school/cls) + (1 | k)", engine="marginal")
 
 
-def test_nested_bad_input_gives_named_errors(client, nested_frames):
+def test_nested_bad_input_gives_named_errors(dask_client, nested_frames):
     df, _ = nested_frames
     formula = "y ~ x + (1 + x | school/cls)"
     cases = [
@@ -437,7 +425,7 @@ def test_nested_bad_input_gives_named_errors(client, nested_frames):
         assert all(w in str(raised.value) for w in words), str(raised.value)
 
 
-def test_nested_results_from_aggregates(client, nested_frames, mock_pymc_sample):
+def test_nested_results_from_aggregates(dask_client, nested_frames, mock_pymc_sample):
     """The mocked sampler (prior draws): the same parameters and group tables as pandas."""
     df, ddf = nested_frames
     formula = "y ~ x + u + (1 + x | school/cls)"
@@ -452,7 +440,7 @@ def test_nested_results_from_aggregates(client, nested_frames, mock_pymc_sample)
 
 
 @pytest.mark.slow
-def test_dask_nested_fit_matches_pandas_fit(client, nested_frames, seed, sampled_well):
+def test_dask_nested_fit_matches_pandas_fit(dask_client, nested_frames, seed, sampled_well):
     """A nested model with slopes at both levels: the dask and pandas marginal fits agree
     on every population parameter within 4 Monte Carlo SEs."""
     df, ddf = nested_frames

@@ -27,7 +27,6 @@ from hiermodels.engines.marginal import (
     marginal_supported,
 )
 from hiermodels.errors import ConvergenceWarning, SpecError
-from hiermodels.numerics.diagnostics import ess_bulk
 from hiermodels.results.hierarchical import HierarchicalResult
 from hiermodels.sampling import SamplingOptions
 
@@ -347,18 +346,6 @@ def _population(idata, data):
     return out
 
 
-def _mcse(draws):
-    """MCSE of the mean of (chain, draw, ...) draws: sd / sqrt(bulk ESS)."""
-    flat = np.moveaxis(draws.reshape(*draws.shape[:2], -1), -1, 0)
-    return flat.std(axis=(1, 2), ddof=1) / np.sqrt(ess_bulk(flat))
-
-
-def _agree(a, b, k):
-    diff = np.abs(a.mean(axis=(0, 1)) - b.mean(axis=(0, 1))).ravel()
-    bound = k * np.hypot(_mcse(a), _mcse(b))
-    return diff, bound
-
-
 def _fit_both(df, formula, seed, draws=500, full_draws=500):
     data, spec, priors = _prepare(df, formula)
     options = SamplingOptions(draws=draws, tune=1000, chains=4, random_seed=seed)
@@ -381,7 +368,9 @@ def _fit_both(df, formula, seed, draws=500, full_draws=500):
         ("radon", "log_radon ~ floor + (1 + floor | county)", 2000),
     ],
 )
-def test_marginal_and_full_engines_agree(dataset, formula, full_draws, seed, sampled_well):
+def test_marginal_and_full_engines_agree(
+    dataset, formula, full_draws, seed, sampled_well, agreement
+):
     df = hm.datasets.load(dataset)
     data, marginal, full = _fit_both(df, formula, seed(170), full_draws=full_draws)
     # radon's floor SD has its posterior mode at zero: a long tail on the log scale NUTS
@@ -402,12 +391,12 @@ def test_marginal_and_full_engines_agree(dataset, formula, full_draws, seed, sam
     # population parameters within 4 Monte Carlo standard errors of the difference
     a, b = _population(marginal.idata, data), _population(full.idata, data)
     for name in a:
-        diff, bound = _agree(a[name], b[name], 4)
+        diff, bound = agreement(a[name], b[name], 4)
         assert np.all(diff < bound), (name, diff, bound)
     # every group's deviations within 5 (the max over up to 170 of them)
     for t in data.varying:
         name = f"{t}|{data.group}"
-        diff, bound = _agree(np.asarray(mine[name]), np.asarray(theirs[name]), 5)
+        diff, bound = agreement(np.asarray(mine[name]), np.asarray(theirs[name]), 5)
         assert np.all(diff < bound), (name, diff.max(), np.argmax(diff / bound))
     # the draws of the Cholesky factor are those of the SDs and correlations
     L = cholesky_draws(mine, data.factor)

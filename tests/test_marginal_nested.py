@@ -21,7 +21,6 @@ from hiermodels.builders.marginal_nested import (
 from hiermodels.engines.marginal import marginal_supported
 from hiermodels.errors import ConvergenceWarning
 from hiermodels.models import engine_for
-from hiermodels.numerics.diagnostics import ess_bulk
 
 FAST = "FAST_COMPILE"
 KONSTANTOPOULOS = Path(__file__).parent / "data" / "konstantopoulos2011.csv"
@@ -250,13 +249,7 @@ def test_nested_graph_has_the_full_models_priors_and_the_marginal_likelihood(for
 
 
 # -- real MCMC ---------------------------------------------------------------------------------
-def _mcse(draws):
-    """MCSE of the mean of (chain, draw, ...) draws: sd / sqrt(bulk ESS)."""
-    flat = np.moveaxis(draws.reshape(*draws.shape[:2], -1), -1, 0)
-    return flat.std(axis=(1, 2), ddof=1) / np.sqrt(ess_bulk(flat))
-
-
-def _check_agree(marginal, full, data, k_population=4, k_effects=5):
+def _check_agree(agreement, marginal, full, data, k_population=4, k_effects=5):
     mine, theirs = marginal.idata["posterior"], full.idata["posterior"]
     names = [*data.terms, *(f"{t}|{f.name}_sigma" for f, t in data.effects)]
     names += ["sigma"] if data.se is None else []
@@ -264,9 +257,7 @@ def _check_agree(marginal, full, data, k_population=4, k_effects=5):
     for k, group in ((k_population, names), (k_effects, effects)):
         for name in group:
             assert mine[name].dims == theirs[name].dims, name
-            a, b = np.asarray(mine[name]), np.asarray(theirs[name])
-            diff = np.abs(a.mean(axis=(0, 1)) - b.mean(axis=(0, 1))).ravel()
-            bound = k * np.hypot(_mcse(a), _mcse(b))
+            diff, bound = agreement(np.asarray(mine[name]), np.asarray(theirs[name]), k)
             assert np.all(diff < bound), (name, diff.max(), np.argmax(diff / bound))
     for f in data.factors:
         np.testing.assert_array_equal(mine[f.name].values, theirs[f.name].values)
@@ -296,19 +287,19 @@ def simulate_nested(seed, n_schools=15, n_classes=4, n_per=6):
 
 
 @pytest.mark.slow
-def test_marginal_and_full_engines_agree_on_nested_data(seed, sampled_well):
+def test_marginal_and_full_engines_agree_on_nested_data(seed, sampled_well, agreement):
     df = simulate_nested(seed(180))
     formula = "y ~ x + (1 + x || school) + (1 | school:cls)"
     data, marginal, full = _fit_both(df, formula, seed(181))
     sampled_well(marginal, rhat=1.03, ess_per_chain=25)
     sampled_well(full, rhat=1.05, ess_per_chain=15)
-    _check_agree(marginal, full, data)
+    _check_agree(agreement, marginal, full, data)
     assert marginal.log_likelihood().shape == (4, 500, len(df))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["eight_schools", "konstantopoulos"])
-def test_marginal_and_full_engines_agree_with_known_se(which, seed, sampled_well):
+def test_marginal_and_full_engines_agree_with_known_se(which, seed, sampled_well, agreement):
     """Known standard errors, no residual SD: eight schools (one factor, BDA3 §5.5) and the
     three-level meta-analysis of Konstantopoulos (2011), schools within districts."""
     if which == "eight_schools":
@@ -320,4 +311,4 @@ def test_marginal_and_full_engines_agree_with_known_se(which, seed, sampled_well
     assert "sigma" not in marginal.idata["posterior"]
     sampled_well(marginal, rhat=1.03, ess_per_chain=25)
     sampled_well(full, divergence_rate=0.01, rhat=1.05, ess_per_chain=15)
-    _check_agree(marginal, full, data)
+    _check_agree(agreement, marginal, full, data)

@@ -34,7 +34,6 @@ from hiermodels.builders.marginal_nested import (
 from hiermodels.engines.marginal import marginal_supported
 from hiermodels.errors import ConvergenceWarning
 from hiermodels.models import engine_for
-from hiermodels.numerics.diagnostics import ess_bulk
 
 FAST = "FAST_COMPILE"
 
@@ -231,12 +230,6 @@ def test_conditional_effects_have_the_dense_mean_and_covariance():
 
 
 # -- real MCMC ---------------------------------------------------------------------------------
-def _mcse(draws):
-    """MCSE of the mean of (chain, draw, ...) draws: sd / sqrt(bulk ESS)."""
-    flat = np.moveaxis(draws.reshape(*draws.shape[:2], -1), -1, 0)
-    return flat.std(axis=(1, 2), ddof=1) / np.sqrt(ess_bulk(flat))
-
-
 def simulate(seed, n_districts=12, n_schools=4, n_per=4):
     """Studies in schools in districts, with known standard errors and a residual SD:
     ``y = 0.3 + 0.2 x + u_district + v_school + e``, ``u ~ N(0, 0.5)``, ``v ~ N(0, 0.35)``,
@@ -257,7 +250,7 @@ def simulate(seed, n_districts=12, n_schools=4, n_per=4):
 
 
 @pytest.mark.slow
-def test_marginal_and_full_engines_agree_on_nested_data(seed, sampled_well):
+def test_marginal_and_full_engines_agree_on_nested_data(seed, sampled_well, agreement):
     """``yi | se(sei, sigma=True) ~ x + (1 | district/school)`` on :func:`simulate` (192
     rows, 12 districts, 48 schools): the population parameters (``sigma`` among them) within
     4 Monte Carlo standard errors of the difference, every district's and school's effect
@@ -285,7 +278,5 @@ def test_marginal_and_full_engines_agree_on_nested_data(seed, sampled_well):
     for k, names in ((4, population), (5, effects)):
         for name in names:
             assert mine[name].dims == theirs[name].dims, name
-            a, b = np.asarray(mine[name]), np.asarray(theirs[name])
-            diff = np.abs(a.mean(axis=(0, 1)) - b.mean(axis=(0, 1))).ravel()
-            bound = k * np.hypot(_mcse(a), _mcse(b))
+            diff, bound = agreement(np.asarray(mine[name]), np.asarray(theirs[name]), k)
             assert np.all(diff < bound), (name, diff.max(), np.argmax(diff / bound))

@@ -24,7 +24,6 @@ from hiermodels.builders.marginal import (
 )
 from hiermodels.engines.marginal import draw_group_effects, fit_marginal, marginal_supported
 from hiermodels.errors import ConvergenceWarning
-from hiermodels.numerics.diagnostics import ess_bulk
 from hiermodels.results.hierarchical import HierarchicalResult
 from hiermodels.sampling import SamplingOptions
 
@@ -131,17 +130,6 @@ def test_conditional_effects_have_the_dense_mean_and_covariance():
 
 
 # -- real MCMC ---------------------------------------------------------------------------------
-def _mcse(draws):
-    """MCSE of the mean of (chain, draw, ...) draws: sd / sqrt(bulk ESS)."""
-    flat = np.moveaxis(draws.reshape(*draws.shape[:2], -1), -1, 0)
-    return flat.std(axis=(1, 2), ddof=1) / np.sqrt(ess_bulk(flat))
-
-
-def _agree(a, b, k):
-    diff = np.abs(a.mean(axis=(0, 1)) - b.mean(axis=(0, 1))).ravel()
-    return diff, k * np.hypot(_mcse(a), _mcse(b))
-
-
 def _simulated(seed):
     """30 groups of 3-10 rows, se in [0.5, 1.5], sigma 0.8, correlated intercept and slope."""
     rng = np.random.default_rng(seed)
@@ -156,14 +144,16 @@ def _simulated(seed):
 
 
 @pytest.mark.slow
-def test_marginal_and_full_engines_agree(seed, sampled_well):
+def test_marginal_and_full_engines_agree(seed, sampled_well, agreement):
     df = _simulated(seed(41))
     data, spec, priors = _prepare(df)
     options = SamplingOptions(draws=500, tune=1000, chains=4, random_seed=seed(42))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # asserted below instead
         idata, _ = fit_marginal(data, spec, priors, options)
-        full = hm.HierarchicalModel(df, FORMULA).fit(500, tune=1000, chains=4, random_seed=seed(43))
+        full = hm.HierarchicalModel(df, FORMULA).fit(
+            500, tune=1000, chains=4, random_seed=seed(43), engine="full"
+        )
     marginal = HierarchicalResult(idata, build(data, spec, priors).model, data, spec, priors)
     sampled_well(marginal, rhat=1.03, ess_per_chain=25)
     sampled_well(full, rhat=1.05, ess_per_chain=15)
@@ -172,10 +162,10 @@ def test_marginal_and_full_engines_agree(seed, sampled_well):
         a, b = np.asarray(idata["posterior"][name]), np.asarray(full.idata["posterior"][name])
         if name == "g_corr":  # the one correlation
             a, b = a[..., 1, 0], b[..., 1, 0]
-        diff, bound = _agree(a, b, 4)
+        diff, bound = agreement(a, b, 4)
         assert np.all(diff < bound), (name, diff, bound)
     # every group's deviations within 5 (the max over 30 of them)
     for name in ("Intercept|g", "x|g"):
         a, b = np.asarray(idata["posterior"][name]), np.asarray(full.idata["posterior"][name])
-        diff, bound = _agree(a, b, 5)
+        diff, bound = agreement(a, b, 5)
         assert np.all(diff < bound), (name, diff.max())

@@ -47,6 +47,7 @@ import pytensor.tensor as pt
 
 from hiermodels.builders.marginal_stats import (
     RowStatistics,
+    population_entries,
     residual_outcome,
     residual_sum_of_squares,
     row_statistics,
@@ -153,13 +154,7 @@ class NestedStatistics:
             return [split(a[:, i]) for i in range(a.shape[1])] if a.ndim > 1 else a
 
         return {
-            "n_obs": float(self.n_obs),
-            "sum_log_var": self.sum_log_var,
-            "yty": self.yty,
-            "Xty": list(self.Xty),
-            "XtX": [list(row) for row in self.XtX],
-            "shift": list(self.shift),
-            "means": list(self.means),
+            **population_entries(self),
             "parent": self.parent.astype(float),
             **{k: split(getattr(self, k)) for k in ("Z1Z1", "Z1Z2", "Z2Z2", "Z1X", "Z2X")},
             "Z1y": split(self.Z1y),

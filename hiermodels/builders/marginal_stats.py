@@ -31,6 +31,7 @@ __all__ = [
     "SufficientStatistics",
     "centred_design",
     "marginal_loglik",
+    "population_entries",
     "residual_outcome",
     "residual_sum_of_squares",
     "row_statistics",
@@ -312,13 +313,10 @@ def residual_outcome(data: GroupedData, w: np.ndarray):
     return Xc, means, y - Xc @ shift, shift
 
 
-def stats_entries(stats: SufficientStatistics) -> dict:
-    """The sums as the graph reads them, entry by entry: scalars (``n_obs``, ``yty``,
-    ``Xty[m]``, ``XtX[m][n]``, ``shift[m]``, ``means[m]``) and vectors over groups
-    (``Zty[k]``, ``ZtX[k][m]``, ``ZtZ[i][j]``, upper triangle filled by symmetry). Entries
-    rather than arrays keep the graph to fused elementwise loops, with no indexing or matrix
-    products, which nutpie's numba compiles several times faster."""
-    q, p = stats.ZtX.shape[1:]
+def population_entries(stats) -> dict:
+    """The sums over all rows, entry by entry as the graph reads them (the same for one
+    factor's and for nested sums): ``n_obs``, ``sum_log_var``, ``yty``, ``Xty[m]``,
+    ``XtX[m][n]``, ``shift[m]``, ``means[m]``."""
     return {
         "n_obs": float(stats.n_obs),
         "sum_log_var": stats.sum_log_var,
@@ -327,6 +325,18 @@ def stats_entries(stats: SufficientStatistics) -> dict:
         "XtX": [list(row) for row in stats.XtX],
         "shift": list(stats.shift),
         "means": list(stats.means),
+    }
+
+
+def stats_entries(stats: SufficientStatistics) -> dict:
+    """The sums as the graph reads them, entry by entry: scalars (``n_obs``, ``yty``,
+    ``Xty[m]``, ``XtX[m][n]``, ``shift[m]``, ``means[m]``) and vectors over groups
+    (``Zty[k]``, ``ZtX[k][m]``, ``ZtZ[i][j]``, upper triangle filled by symmetry). Entries
+    rather than arrays keep the graph to fused elementwise loops, with no indexing or matrix
+    products, which nutpie's numba compiles several times faster."""
+    q, p = stats.ZtX.shape[1:]
+    return {
+        **population_entries(stats),
         "Zty": [stats.Zty[:, k] for k in range(q)],
         "ZtX": [[stats.ZtX[:, k, m] for m in range(p)] for k in range(q)],
         "ZtZ": [[stats.ZtZ[:, i, j] for j in range(q)] for i in range(q)],
